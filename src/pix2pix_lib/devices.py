@@ -1,0 +1,62 @@
+"""Pick the device a model runs on: ``"auto"`` prefers CUDA, then Apple MPS, then the CPU."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["DeviceLike", "available_devices", "select_device"]
+
+DeviceLike = str | torch.device | None
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def available_devices() -> list[str]:
+    """Names of the devices this process can use, e.g. ``["cuda:0", "cuda:1", "cpu"]``."""
+    names = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    if _mps_available():
+        names.append("mps")
+    names.append("cpu")
+    return names
+
+
+def select_device(device: DeviceLike = "auto") -> torch.device:
+    """Resolve ``device`` to a usable :class:`torch.device`.
+
+    ``"auto"`` (or ``None``) picks CUDA, then MPS, then CPU. ``"cpu"``, ``"cuda"``, ``"cuda:N"``,
+    ``"mps"`` and ``torch.device`` objects are checked: asking for a device this machine does not
+    have raises :class:`RuntimeError` naming the devices that are available.
+    """
+    if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device.strip().lower() if isinstance(device, str) else device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device={device!r} is not a device name; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from error
+
+    if resolved.type == "cpu":
+        return resolved
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = 0 if resolved.index is None else resolved.index
+        if index < count:
+            return torch.device("cuda", index)
+        reason = "CUDA is not available" if count == 0 else f"only {count} CUDA device(s) exist"
+    elif resolved.type == "mps":
+        if _mps_available():
+            return resolved
+        reason = "Apple MPS is not available"
+    else:
+        reason = f"device type {resolved.type!r} is not supported by pix2pix_lib"
+    raise RuntimeError(
+        f"device={str(device)!r} was requested but {reason}; available: {', '.join(available_devices())}"
+    )

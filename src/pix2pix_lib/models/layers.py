@@ -1,0 +1,54 @@
+"""Building blocks shared by the generator and the discriminator: normalisation choice and weight init."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = ["NormName", "NORM_NAMES", "make_norm", "conv_bias", "init_pix2pix_weights"]
+
+NormName = Literal["batch", "instance", "none"]
+NORM_NAMES: tuple[str, ...] = ("batch", "instance", "none")
+
+
+def check_norm(norm: str) -> None:
+    if norm not in NORM_NAMES:
+        raise ValueError(f"norm={norm!r} is not supported; choose one of {', '.join(NORM_NAMES)}")
+
+
+def make_norm(norm: NormName, channels: int) -> nn.Module:
+    """The normalisation layer after a convolution, as in the reference implementation.
+
+    ``"batch"``: affine BatchNorm with running statistics. ``"instance"``: InstanceNorm without
+    affine parameters or running statistics. ``"none"``: identity.
+    """
+    check_norm(norm)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    return nn.Identity()
+
+
+def conv_bias(norm: NormName) -> bool:
+    """Whether a convolution followed by ``norm`` carries a bias.
+
+    The reference implementation drops conv biases only with BatchNorm (its affine shift makes them
+    redundant); we follow it exactly so that its checkpoints load into our modules.
+    """
+    return norm != "batch"
+
+
+@torch.no_grad()
+def init_pix2pix_weights(module: nn.Module, std: float = 0.02) -> None:
+    """The paper's initialisation: conv weights ~ N(0, std), norm weights ~ N(1, std), biases 0."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(layer.weight, 0.0, std)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            nn.init.normal_(layer.weight, 1.0, std)
+            nn.init.zeros_(layer.bias)

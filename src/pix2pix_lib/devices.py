@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["DeviceLike", "available_devices", "select_device"]
+__all__ = ["DeviceLike", "available_devices", "fast_precision", "select_device", "supports_fast_bf16"]
 
 DeviceLike = str | torch.device | None
 
@@ -60,3 +60,25 @@ def select_device(device: DeviceLike = "auto") -> torch.device:
     raise RuntimeError(
         f"device={str(device)!r} was requested but {reason}; available: {', '.join(available_devices())}"
     )
+
+
+def supports_fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast runs convolutions faster than fp32 on ``device``.
+
+    True on CUDA GPUs with native bf16 (Ampere and newer) and on CPUs with AVX-512 BF16 or AMX
+    instructions (oneDNN then uses bf16 kernels); False elsewhere, including Apple MPS.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        cpu = torch.cpu
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return torch.backends.mkldnn.is_available() and any(
+            bool(getattr(cpu, name, lambda: False)()) for name in checks
+        )
+    return False
+
+
+def fast_precision(device: torch.device) -> str:
+    """The precision our defaults pick on ``device``: ``"bf16"`` where it is fast, else ``"fp32"``."""
+    return "bf16" if supports_fast_bf16(device) else "fp32"

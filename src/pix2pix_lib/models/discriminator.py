@@ -83,6 +83,16 @@ class PatchDiscriminator(nn.Module):
                 field = field * stride + (kernel - stride)
         return field
 
+    @property
+    def min_input_size(self) -> int:
+        """Smallest height/width that yields at least one logit (24 for the 70x70 PatchGAN)."""
+        size = 1
+        for layer in reversed(self.model):
+            if isinstance(layer, nn.Conv2d):
+                (kernel, _), (stride, _), (padding, _) = layer.kernel_size, layer.stride, layer.padding
+                size = (size - 1) * stride + kernel - 2 * padding
+        return max(size, 1)
+
     def forward(self, a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
         """Logits for each patch of ``cat([a, b], dim=1)`` (or of ``a`` alone when ``b`` is None)."""
         x = a if b is None else torch.cat([a, b], dim=1)
@@ -91,4 +101,9 @@ class PatchDiscriminator(nn.Module):
                 f"{tuple(a.shape)}" if b is None else f"{tuple(a.shape)} and {tuple(b.shape)} (concatenated: {tuple(x.shape)})"
             )
             raise ValueError(f"expected (N, {self.in_channels}, H, W) input to the discriminator, got {got}")
+        if min(x.shape[-2:]) < self.min_input_size:
+            raise ValueError(
+                f"input of {x.shape[-2]}x{x.shape[-1]} is too small for PatchDiscriminator(n_layers={self.n_layers}): "
+                f"it needs at least {self.min_input_size}x{self.min_input_size}"
+            )
         return self.model(x)

@@ -1,0 +1,270 @@
+"""Write an evaluation to disk: ``metrics.json``, ``per_image.csv`` and a self-contained ``report.html``.
+
+The HTML report embeds every image as a data URI and carries its own few lines of JavaScript, so
+it opens offline, can be mailed or attached to an issue, and needs no server. Rows are sorted worst
+first by the first per-image metric; clicking a column header re-sorts by that column.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+__all__ = ["REPORT_FILES", "encode_jpeg", "write_atomic", "write_report"]
+
+#: File names :func:`write_report` writes inside ``out_dir``.
+REPORT_FILES = {"metrics": "metrics.json", "per_image": "per_image.csv", "report": "report.html"}
+
+_DEFINITIONS = {
+    "psnr": "PSNR, dB, 10·log10(1/MSE) per image on [0, 1] data, then averaged (higher is better)",
+    "ssim": "SSIM, Wang et al. 2004: Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, valid window positions",
+    "mse": "mean squared error on [0, 1] data (lower is better)",
+    "mae": "mean absolute error (L1) on [0, 1] data (lower is better)",
+    "uqi": "universal quality index, Wang & Bovik 2002 (SSIM with C1 = C2 = 0), Gaussian 11 / 1.5 window",
+    "vif": "pixel-domain VIF (VIF-P), Sheikh & Bovik 2006, σ_n² = 2 on the 0–255 scale",
+    "lpips": "LPIPS v0.1, Zhang et al. 2018 (lower is better)",
+    "fid": "Fréchet Inception distance over the dataset (lower is better)",
+    "kid_mean": "kernel Inception distance, mean over subsets (lower is better)",
+    "kid_std": "kernel Inception distance, standard deviation over subsets",
+}
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and :func:`os.replace` (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(payload)
+        os.replace(temp_name, path)
+    except BaseException:
+        with _suppress_os_error():
+            os.unlink(temp_name)
+        raise
+    return path
+
+
+class _suppress_os_error:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, *_: object) -> bool:
+        return kind is not None and issubclass(kind, OSError)
+
+
+def encode_jpeg(image01: Tensor, quality: int = 90) -> bytes:
+    """Encode one ``(C, H, W)`` image in ``[0, 1]`` (1 or 3 channels) as JPEG bytes."""
+    array = (image01.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    if array.shape[0] == 1:
+        pil = Image.fromarray(array[0].numpy(), mode="L")
+    elif array.shape[0] == 3:
+        pil = Image.fromarray(array.permute(1, 2, 0).numpy(), mode="RGB")
+    else:
+        raise ValueError(f"encode_jpeg: expected 1 or 3 channels, got shape {tuple(image01.shape)}")
+    buffer = io.BytesIO()
+    pil.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _data_uri(data: bytes, mime: str = "image/jpeg") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no inf/nan: write them as the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _worst_first(rows: list[dict[str, Any]], metric: str | None) -> list[dict[str, Any]]:
+    from .evaluate import HIGHER_IS_BETTER
+
+    if metric is None:
+        return list(rows)
+    higher_better = HIGHER_IS_BETTER.get(metric, True)
+
+    def key(row: dict[str, Any]) -> float:
+        value = row[metric]
+        if math.isnan(value):
+            return -math.inf  # unknown values first: they need a look too
+        return value if higher_better else -value
+
+    return sorted(rows, key=key)
+
+
+def _format(value: float) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
+
+
+def write_report(
+    result: dict[str, Any],
+    out_dir: str | Path,
+    triplets: Sequence[tuple[bytes, bytes, bytes]] = (),
+    max_images: int | None = 500,
+) -> dict[str, str]:
+    """Write ``metrics.json``, ``per_image.csv`` and ``report.html`` for an :func:`evaluate` result.
+
+    ``triplets[i]`` holds the JPEG bytes of (input, generated, target) of ``result["per_image"][i]``;
+    images are embedded for the ``max_images`` worst rows (``None``: all). Returns the paths written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names: list[str] = list(result.get("metric_names", []))
+    rows: list[dict[str, Any]] = result["per_image"]
+
+    summary = {key: value for key, value in result.items() if key not in ("per_image", "files")}
+    summary["metric_definitions"] = {name: _DEFINITIONS[name] for name in result["metrics"] if name in _DEFINITIONS}
+    summary["averaging"] = "means of per-image values (PSNR averaged per image)"
+    metrics_path = write_atomic(out / REPORT_FILES["metrics"], json.dumps(_json_safe(summary), indent=2) + "\n")
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["index", "path", *names], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: (repr(value) if isinstance(value, float) else value) for key, value in row.items()})
+    csv_path = write_atomic(out / REPORT_FILES["per_image"], buffer.getvalue())
+
+    html_path = write_atomic(out / REPORT_FILES["report"], render_html(result, triplets, max_images))
+    return {"metrics": str(metrics_path), "per_image": str(csv_path), "report": str(html_path)}
+
+
+def render_html(
+    result: dict[str, Any], triplets: Sequence[tuple[bytes, bytes, bytes]] = (), max_images: int | None = 500
+) -> str:
+    """The self-contained HTML report (see :func:`write_report`)."""
+    from .evaluate import HIGHER_IS_BETTER
+
+    names: list[str] = list(result.get("metric_names", []))
+    ordered = _worst_first(result["per_image"], names[0] if names else None)
+    limit = len(ordered) if max_images is None else max_images
+
+    summary_rows = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{_format(value)}</td>"
+        f"<td class='def'>{html.escape(_DEFINITIONS.get(name, ''))}</td></tr>"
+        for name, value in result["metrics"].items()
+    )
+    headers = "".join(
+        f"<th class='sortable num' data-key='{html.escape(name)}' data-higher-better='{int(HIGHER_IS_BETTER.get(name, True))}'"
+        f" title='click to sort'>{html.escape(name)} {'↑' if HIGHER_IS_BETTER.get(name, True) else '↓'}</th>"
+        for name in names
+    )
+    body = []
+    for rank, row in enumerate(ordered):
+        index = row["index"]
+        if rank < limit and index < len(triplets):
+            cells = "".join(
+                f"<td><img loading='lazy' alt='{label}' src='{_data_uri(data)}'></td>"
+                for label, data in zip(("input", "generated", "target"), triplets[index], strict=True)
+            )
+        else:
+            cells = "<td colspan='3' class='noimg'>(image not embedded)</td>"
+        numbers = "".join(
+            f"<td class='num' data-value='{row[name]!r}'>{_format(row[name])}</td>" for name in names
+        )
+        body.append(
+            f"<tr data-index='{index}'><td class='num' data-value='{index}'>{index}</td>"
+            f"<td class='path'>{html.escape(str(row['path']))}</td>{cells}{numbers}</tr>"
+        )
+    settings = ", ".join(
+        f"{key}: {html.escape(str(result.get(key)))}" for key in ("num_images", "direction", "norm_mode", "device")
+    )
+    timing = f"{result.get('seconds', 0.0):.1f} s ({result.get('images_per_second', 0.0):.2f} images/s)"
+    sort_note = f"worst first by {html.escape(names[0])}" if names else "dataset order"
+    return _HTML_TEMPLATE.format(
+        settings=settings,
+        timing=timing,
+        summary_rows=summary_rows,
+        headers=headers,
+        rows="\n".join(body),
+        sort_note=sort_note,
+        first_metric=html.escape(names[0]) if names else "",
+    )
+
+
+_HTML_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>pix2pix evaluation report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 6px; vertical-align: middle; }}
+th.sortable {{ cursor: pointer; background: #f0f0f0; user-select: none; }}
+th.sortable.active {{ background: #dde8ff; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+td.path {{ max-width: 16em; word-break: break-all; font-size: 0.85em; }}
+td.def {{ color: #555; font-size: 0.85em; }}
+td.noimg {{ color: #999; text-align: center; }}
+img {{ max-width: 256px; max-height: 256px; display: block; }}
+</style></head>
+<body>
+<h1>pix2pix evaluation report</h1>
+<p>{settings}; {timing}</p>
+<h2>Dataset means</h2>
+<table id="summary"><tbody>{summary_rows}</tbody></table>
+<h2>Per image</h2>
+<p>Columns: input | generated | target. Rows are sorted <span id="sort-note">{sort_note}</span>;
+click a metric header to sort worst first by it, click again to reverse. ↑: higher is better, ↓: lower is better.</p>
+<table id="per-image"><thead><tr><th class="sortable num" data-key="index" data-higher-better="0">#</th>
+<th>path</th><th>input</th><th>generated</th><th>target</th>{headers}</tr></thead>
+<tbody>
+{rows}
+</tbody></table>
+<script>
+(function () {{
+  var table = document.getElementById("per-image");
+  var headers = table.querySelectorAll("th.sortable");
+  var state = {{ key: "{first_metric}", worstFirst: true }};
+  function columnIndex(th) {{ return Array.prototype.indexOf.call(th.parentNode.children, th); }}
+  function sortBy(th, worstFirst) {{
+    var col = columnIndex(th), higherBetter = th.dataset.higherBetter === "1";
+    var tbody = table.tBodies[0], rows = Array.prototype.slice.call(tbody.rows);
+    rows.sort(function (a, b) {{
+      var x = parseFloat(a.children[col >= 5 ? col - 2 : col].dataset.value);
+      var y = parseFloat(b.children[col >= 5 ? col - 2 : col].dataset.value);
+      var d = higherBetter ? x - y : y - x;          // ascending "goodness": worst first
+      if (isNaN(d)) d = isNaN(x) ? -1 : 1;
+      return worstFirst ? d : -d;
+    }});
+    rows.forEach(function (r) {{ tbody.appendChild(r); }});
+    headers.forEach(function (h) {{ h.classList.remove("active"); }});
+    th.classList.add("active");
+    document.getElementById("sort-note").textContent =
+      (worstFirst ? "worst first" : "best first") + " by " + th.dataset.key;
+    state = {{ key: th.dataset.key, worstFirst: worstFirst }};
+  }}
+  headers.forEach(function (th) {{
+    th.addEventListener("click", function () {{
+      sortBy(th, state.key === th.dataset.key ? !state.worstFirst : true);
+    }});
+  }});
+  window.report = {{ sortBy: function (key, worstFirst) {{
+    headers.forEach(function (th) {{ if (th.dataset.key === key) sortBy(th, worstFirst !== false); }});
+  }}, order: function () {{
+    return Array.prototype.map.call(table.tBodies[0].rows, function (r) {{ return +r.dataset.index; }});
+  }} }};
+}})();
+</script>
+</body></html>
+"""

@@ -8,6 +8,7 @@ first by the first per-image metric; clicking a column header re-sorts by that c
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import html
 import io
@@ -53,18 +54,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
             file.write(payload)
         os.replace(temp_name, path)
     except BaseException:
-        with _suppress_os_error():
+        with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
     return path
-
-
-class _suppress_os_error:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, *_: object) -> bool:
-        return kind is not None and issubclass(kind, OSError)
 
 
 def encode_jpeg(image01: Tensor, quality: int = 90) -> bytes:
@@ -181,10 +174,10 @@ def render_html(
         else:
             cells = "<td colspan='3' class='noimg'>(image not embedded)</td>"
         numbers = "".join(
-            f"<td class='num' data-value='{row[name]!r}'>{_format(row[name])}</td>" for name in names
+            f"<td class='num' data-key='{html.escape(name)}' data-value='{row[name]!r}'>{_format(row[name])}</td>" for name in names
         )
         body.append(
-            f"<tr data-index='{index}'><td class='num' data-value='{index}'>{index}</td>"
+            f"<tr data-index='{index}'><td class='num' data-key='index' data-value='{index}'>{index}</td>"
             f"<td class='path'>{html.escape(str(row['path']))}</td>{cells}{numbers}</tr>"
         )
     settings = ", ".join(
@@ -236,13 +229,12 @@ click a metric header to sort worst first by it, click again to reverse. ↑: hi
   var table = document.getElementById("per-image");
   var headers = table.querySelectorAll("th.sortable");
   var state = {{ key: "{first_metric}", worstFirst: true }};
-  function columnIndex(th) {{ return Array.prototype.indexOf.call(th.parentNode.children, th); }}
+  function cellValue(row, key) {{ return parseFloat(row.querySelector('td[data-key="' + key + '"]').dataset.value); }}
   function sortBy(th, worstFirst) {{
-    var col = columnIndex(th), higherBetter = th.dataset.higherBetter === "1";
+    var key = th.dataset.key, higherBetter = th.dataset.higherBetter === "1";
     var tbody = table.tBodies[0], rows = Array.prototype.slice.call(tbody.rows);
     rows.sort(function (a, b) {{
-      var x = parseFloat(a.children[col >= 5 ? col - 2 : col].dataset.value);
-      var y = parseFloat(b.children[col >= 5 ? col - 2 : col].dataset.value);
+      var x = cellValue(a, key), y = cellValue(b, key);
       var d = higherBetter ? x - y : y - x;          // ascending "goodness": worst first
       if (isNaN(d)) d = isNaN(x) ? -1 : 1;
       return worstFirst ? d : -d;

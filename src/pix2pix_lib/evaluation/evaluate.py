@@ -7,7 +7,6 @@ also writes ``metrics.json``, ``per_image.csv`` and ``report.html`` (see :mod:`.
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from ..devices import DeviceLike, select_device
+from ..inference import DEFAULT_NORM_MODE, inference_norm
 
 __all__ = [
     "ALL_METRICS",
@@ -49,28 +49,12 @@ Direction = Literal["AtoB", "BtoA"]
 
 @contextlib.contextmanager
 def _inference(generator: nn.Module, norm_mode: str | None) -> Iterator[str]:
-    """Put ``generator`` in its inference configuration for the block; yields the mode used.
+    """Put ``generator`` in its test-time configuration for the block; yields the mode used.
 
-    Uses :func:`pix2pix_lib.inference.inference_norm` (modes ``"running"``, ``"per_image"``,
-    ``"paper"``), which restores the generator's train/eval state afterwards.
+    :func:`pix2pix_lib.inference.inference_norm` (modes ``"running"``, ``"per_image"``, ``"paper"``)
+    restores every submodule's train/eval state afterwards.
     """
-    try:
-        from ..inference import DEFAULT_NORM_MODE, inference_norm
-    except ImportError:  # ADAPTER(issue 6): pix2pix_lib.inference not present; only "running" (eval()) works.
-        mode = norm_mode or "running"
-        if mode != "running":
-            raise ValueError(
-                f"norm_mode={mode!r} needs pix2pix_lib.inference, which this install lacks; use 'running'"
-            ) from None
-        was_training = generator.training
-        generator.eval()
-        try:
-            with torch.inference_mode():
-                yield mode
-        finally:
-            generator.train(was_training)
-        return
-    mode = norm_mode or DEFAULT_NORM_MODE
+    mode = norm_mode or DEFAULT_NORM_MODE  # inference_norm rejects unknown modes by name
     with inference_norm(generator, mode), torch.inference_mode():
         yield mode
 
@@ -95,11 +79,6 @@ def _batch_tensor(batch: dict[str, Any], key: str, index: int) -> Tensor:
     return value
 
 
-def _json_number(value: float) -> float | str:
-    """JSON has no inf/nan: write them as the strings ``"inf"``, ``"-inf"``, ``"nan"``."""
-    return value if math.isfinite(value) else str(value)
-
-
 def evaluate(
     generator: nn.Module,
     dataset: Dataset,
@@ -115,6 +94,7 @@ def evaluate(
     kid_subset_size: int = 1000,
     num_workers: int = 0,
     max_report_images: int | None = 500,
+    save_images: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Translate every input of ``dataset`` with ``generator`` and score it against the target.
@@ -137,6 +117,9 @@ def evaluate(
         num_workers: DataLoader workers.
         max_report_images: embed image triplets for at most this many rows of the HTML report (the
             worst ones); ``None`` for all.
+        save_images: also write each generated and target image as PNG to
+            ``out_dir/images/generated`` and ``out_dir/images/target`` (same names, same processing),
+            ready for ``pix2pix study --real .../target --fake .../generated``.
         progress: show a tqdm progress bar.
 
     Returns:
@@ -151,6 +134,8 @@ def evaluate(
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("evaluate(): the dataset is empty")
+    if save_images and out_dir is None:
+        raise ValueError("save_images=True needs out_dir to write the images to")
     source_key, target_key = ("A", "B") if direction == "AtoB" else ("B", "A")
     run_device = select_device(device)
     generator = generator.to(run_device)
@@ -166,13 +151,15 @@ def evaluate(
     collect_images = out_dir is not None
     triplets: list[tuple[bytes, bytes, bytes]] = []
     if collect_images:
-        from .report import encode_jpeg
+        from .report import encode_jpeg, save_png
 
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
-    with _inference(generator, norm_mode) as used_mode:
-        bar = tqdm(total=len(dataset), desc="evaluate", unit="img", disable=not progress)  # type: ignore[arg-type]
+    total = len(dataset)  # type: ignore[arg-type]
+    with _inference(generator, norm_mode) as used_mode, tqdm(
+        total=total, desc="evaluate", unit="img", disable=not progress
+    ) as bar:
         for batch_index, batch in enumerate(loader):
             source = _batch_tensor(batch, source_key, batch_index).to(run_device)
             target = _batch_tensor(batch, target_key, batch_index).to(run_device)
@@ -182,7 +169,7 @@ def evaluate(
                     f"generator output {tuple(output.shape)} does not match target {tuple(target.shape)} "
                     f"in batch {batch_index}; check direction={direction!r} and the generator's channels"
                 )
-            fake01, real01, source01 = M.to_unit_range(output.float()), M.to_unit_range(target.float()), None
+            fake01, real01 = M.to_unit_range(output.float()), M.to_unit_range(target.float())
             values = {name: M.PAIRED_METRICS[name](fake01, real01).cpu() for name in per_image_names if name != "lpips"}
             if lpips_model is not None:
                 values["lpips"] = M.lpips(fake01, real01, network=lpips_model).cpu()
@@ -196,15 +183,20 @@ def evaluate(
             for offset in range(source.shape[0]):
                 index = len(rows)
                 path = paths[offset] if paths[offset] is not None else f"item {index}"
-                rows.append({"index": index, "path": str(path), **{n: float(values[n][offset]) for n in per_image_names}})
+                numbers = {name: float(values[name][offset]) for name in per_image_names}
+                rows.append({"index": index, "path": str(path), **numbers})
             if collect_images:
                 source01 = M.to_unit_range(source.float())
                 for offset in range(source.shape[0]):
                     triplets.append(
                         (encode_jpeg(source01[offset]), encode_jpeg(fake01[offset]), encode_jpeg(real01[offset]))
                     )
+                    if save_images:
+                        row = rows[len(rows) - source.shape[0] + offset]
+                        name = f"{row['index']:05d}_{Path(row['path']).stem}.png"
+                        save_png(fake01[offset], Path(out_dir) / "images" / "generated" / name)
+                        save_png(real01[offset], Path(out_dir) / "images" / "target" / name)
             bar.update(source.shape[0])
-        bar.close()
     seconds = time.perf_counter() - started
 
     means: dict[str, float] = {}

@@ -8,14 +8,11 @@ first by the first per-image metric; clicking a column header re-sorts by that c
 from __future__ import annotations
 
 import base64
-import contextlib
 import csv
 import html
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-__all__ = ["REPORT_FILES", "encode_jpeg", "write_atomic", "write_report"]
+from ..pretrained.checkpoints import write_atomically
+
+__all__ = ["REPORT_FILES", "encode_jpeg", "render_html", "save_png", "write_atomic", "write_report"]
 
 #: File names :func:`write_report` writes inside ``out_dir``.
 REPORT_FILES = {"metrics": "metrics.json", "per_image": "per_image.csv", "report": "report.html"}
@@ -44,34 +43,32 @@ _DEFINITIONS = {
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and :func:`os.replace` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``data`` (text as UTF-8) to ``path`` atomically: readers never see a half-written file."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-        os.replace(temp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
-    return path
+    return write_atomically(path, lambda temporary: Path(temporary).write_bytes(payload))
+
+
+def _to_pil(image01: Tensor) -> Image.Image:
+    array = (image01.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    if array.ndim == 3 and array.shape[0] == 1:
+        return Image.fromarray(array[0].numpy(), mode="L")
+    if array.ndim == 3 and array.shape[0] == 3:
+        return Image.fromarray(array.permute(1, 2, 0).numpy(), mode="RGB")
+    raise ValueError(f"expected a (1 or 3, H, W) image, got shape {tuple(image01.shape)}")
 
 
 def encode_jpeg(image01: Tensor, quality: int = 90) -> bytes:
     """Encode one ``(C, H, W)`` image in ``[0, 1]`` (1 or 3 channels) as JPEG bytes."""
-    array = (image01.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    if array.shape[0] == 1:
-        pil = Image.fromarray(array[0].numpy(), mode="L")
-    elif array.shape[0] == 3:
-        pil = Image.fromarray(array.permute(1, 2, 0).numpy(), mode="RGB")
-    else:
-        raise ValueError(f"encode_jpeg: expected 1 or 3 channels, got shape {tuple(image01.shape)}")
     buffer = io.BytesIO()
-    pil.save(buffer, format="JPEG", quality=quality)
+    _to_pil(image01).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def save_png(image01: Tensor, path: str | Path) -> Path:
+    """Save one ``(C, H, W)`` image in ``[0, 1]`` as a PNG file (atomically)."""
+    buffer = io.BytesIO()
+    _to_pil(image01).save(buffer, format="PNG")
+    return write_atomic(path, buffer.getvalue())
 
 
 def _data_uri(data: bytes, mime: str = "image/jpeg") -> str:
@@ -103,6 +100,15 @@ def _worst_first(rows: list[dict[str, Any]], metric: str | None) -> list[dict[st
         return value if higher_better else -value
 
     return sorted(rows, key=key)
+
+
+def _js_number(value: float) -> str:
+    """A number as JavaScript's ``parseFloat`` reads it (``Infinity``, not Python's ``inf``)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(float(value))
 
 
 def _format(value: float) -> str:
@@ -158,27 +164,31 @@ def render_html(
         f"<td class='def'>{html.escape(_DEFINITIONS.get(name, ''))}</td></tr>"
         for name, value in result["metrics"].items()
     )
-    headers = "".join(
-        f"<th class='sortable num' data-key='{html.escape(name)}' data-higher-better='{int(HIGHER_IS_BETTER.get(name, True))}'"
-        f" title='click to sort'>{html.escape(name)} {'↑' if HIGHER_IS_BETTER.get(name, True) else '↓'}</th>"
-        for name in names
-    )
+    header_cells = []
+    for name in names:
+        higher_better = HIGHER_IS_BETTER.get(name, True)
+        header_cells.append(
+            f"<th class='sortable num' data-key='{html.escape(name)}' data-higher-better='{int(higher_better)}'"
+            f" title='click to sort'>{html.escape(name)} {'↑' if higher_better else '↓'}</th>"
+        )
     body = []
     for rank, row in enumerate(ordered):
-        index = row["index"]
+        index, path = row["index"], str(row["path"])
         if rank < limit and index < len(triplets):
             cells = "".join(
-                f"<td><img loading='lazy' alt='{label}' src='{_data_uri(data)}'></td>"
+                f"<td><img alt='{label}' src='{_data_uri(data)}'></td>"
                 for label, data in zip(("input", "generated", "target"), triplets[index], strict=True)
             )
         else:
             cells = "<td colspan='3' class='noimg'>(image not embedded)</td>"
         numbers = "".join(
-            f"<td class='num' data-key='{html.escape(name)}' data-value='{row[name]!r}'>{_format(row[name])}</td>" for name in names
+            f"<td class='num' data-key='{html.escape(name)}' data-value='{_js_number(row[name])}'>"
+            f"{_format(row[name])}</td>"
+            for name in names
         )
         body.append(
             f"<tr data-index='{index}'><td class='num' data-key='index' data-value='{index}'>{index}</td>"
-            f"<td class='path'>{html.escape(str(row['path']))}</td>{cells}{numbers}</tr>"
+            f"<td class='path' title='{html.escape(path)}'>{html.escape(Path(path).name)}</td>{cells}{numbers}</tr>"
         )
     settings = ", ".join(
         f"{key}: {html.escape(str(result.get(key)))}" for key in ("num_images", "direction", "norm_mode", "device")
@@ -189,7 +199,7 @@ def render_html(
         settings=settings,
         timing=timing,
         summary_rows=summary_rows,
-        headers=headers,
+        headers="".join(header_cells),
         rows="\n".join(body),
         sort_note=sort_note,
         first_metric=html.escape(names[0]) if names else "",
@@ -209,7 +219,7 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 td.path {{ max-width: 16em; word-break: break-all; font-size: 0.85em; }}
 td.def {{ color: #555; font-size: 0.85em; }}
 td.noimg {{ color: #999; text-align: center; }}
-img {{ max-width: 256px; max-height: 256px; display: block; }}
+img {{ max-width: 220px; max-height: 220px; display: block; }}
 </style></head>
 <body>
 <h1>pix2pix evaluation report</h1>
@@ -218,7 +228,8 @@ img {{ max-width: 256px; max-height: 256px; display: block; }}
 <table id="summary"><tbody>{summary_rows}</tbody></table>
 <h2>Per image</h2>
 <p>Columns: input | generated | target. Rows are sorted <span id="sort-note">{sort_note}</span>;
-click a metric header to sort worst first by it, click again to reverse. ↑: higher is better, ↓: lower is better.</p>
+click a metric header to sort worst first by it, click again to reverse
+(or open <code>report.html?sort=NAME&amp;order=best</code>). ↑: higher is better, ↓: lower is better.</p>
 <table id="per-image"><thead><tr><th class="sortable num" data-key="index" data-higher-better="0">#</th>
 <th>path</th><th>input</th><th>generated</th><th>target</th>{headers}</tr></thead>
 <tbody>
@@ -251,6 +262,13 @@ click a metric header to sort worst first by it, click again to reverse. ↑: hi
       sortBy(th, state.key === th.dataset.key ? !state.worstFirst : true);
     }});
   }});
+  // ?sort=KEY[&order=best] opens the report sorted by another column (worst first by default).
+  var query = new URLSearchParams(window.location.search);
+  if (query.has("sort")) {{
+    headers.forEach(function (th) {{
+      if (th.dataset.key === query.get("sort")) sortBy(th, query.get("order") !== "best");
+    }});
+  }}
   window.report = {{ sortBy: function (key, worstFirst) {{
     headers.forEach(function (th) {{ if (th.dataset.key === key) sortBy(th, worstFirst !== false); }});
   }}, order: function () {{

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..pretrained.hub_mixin import GeneratorHubMixin
 from .layers import NormName, check_norm, conv_bias, init_pix2pix_weights, make_norm
 
 __all__ = ["UNetGenerator", "pad_to_multiple"]
@@ -29,7 +30,7 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, t
     return F.pad(image, pads, mode="reflect" if reflectable else "replicate"), pads
 
 
-class UNetGenerator(nn.Module):
+class UNetGenerator(nn.Module, GeneratorHubMixin, architecture="pix2pix-unet"):
     """U-Net with skip connections between mirrored encoder and decoder layers.
 
     The defaults are the paper's 256x256 generator: encoder C64-C128-C256-C512-C512-C512-C512-C512,
@@ -38,6 +39,10 @@ class UNetGenerator(nn.Module):
 
     Any input size works: the input is padded to a multiple of ``2 ** num_downs`` (see
     :func:`pad_to_multiple`) and the output is cropped back, so a 300x200 image gives a 300x200 image.
+
+    ``save_pretrained(dir)``, ``from_pretrained(repo_id_or_dir, revision=None)`` and
+    ``push_to_hub(repo_id)`` come from :class:`~pix2pix_lib.pretrained.GeneratorHubMixin`:
+    ``config.json`` (these arguments + ``task`` metadata) + ``model.safetensors`` + a model card.
 
     Args:
         in_channels: channels of the input image.

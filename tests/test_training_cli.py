@@ -1,0 +1,61 @@
+"""``pix2pix train`` (new run, resume, options reaching TrainConfig) and ``pix2pix demo``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pix2pix_lib.cli import build_parser, main
+from pix2pix_lib.training import TrainConfig, read_checkpoint
+
+from .test_training_ddp import COMMON, write_aligned_folder
+
+
+def test_train_then_resume_from_the_command_line(tmp_path, capsys) -> None:
+    data = tmp_path / "pairs"
+    write_aligned_folder(data, count=3)
+    run = tmp_path / "run"
+    args = ["train", "--data", str(data), "--val-data", str(data), *COMMON, "--out", str(run), "--no-tensorboard"]
+    assert main([*args, "--max-steps", "2", "--lambda-l1", "50", "--gan-mode", "lsgan"]) == 0
+    out = capsys.readouterr().out
+    assert "training on 3 pairs" in out and "max_steps=2 reached" in out
+    checkpoint = read_checkpoint(run)
+    assert checkpoint.meta["global_step"] == 2
+    assert (checkpoint.config.lambda_l1, checkpoint.config.gan_mode, checkpoint.config.precision) == (50.0, "lsgan", "fp32")
+    assert checkpoint.meta["generator"]["kwargs"]["num_downs"] == 3
+
+    # Resume: the checkpoint's config applies except for the options given again.
+    assert main(["train", "--data", str(data), "--val-data", str(data), *COMMON[:8], "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0
+    resumed = read_checkpoint(run)
+    assert resumed.meta["global_step"] == 4 and resumed.config.lambda_l1 == 50.0 and resumed.config.max_steps == 4
+    assert [json.loads(line)["step"] for line in (run / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    assert (run / "val_log.jsonl").is_file()  # 3 pairs = 1 epoch: validated after step 3
+
+
+def test_train_options_map_to_train_config() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["train", "--data", "x", "--epochs", "3", "--channels-last", "off", "--compile"])
+    assert (args.epochs, args.channels_last, args.compile, args.batch_size) == (3, "off", True, None)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train"])  # --data is required
+    flags = {action.dest for action in parser._subparsers._group_actions[0].choices["train"]._actions}
+    exposed = {"epochs", "epochs_decay", "max_steps", "batch_size", "lr", "lambda_l1", "gan_mode", "precision", "seed"}
+    assert exposed <= flags and exposed <= set(TrainConfig().to_dict())
+
+
+def test_bad_option_values_are_reported(tmp_path, capsys) -> None:
+    data = tmp_path / "pairs"
+    write_aligned_folder(data, count=1)
+    assert main(["train", "--data", str(data), *COMMON, "--out", str(tmp_path / "run"), "--gan-mode", "wgan"]) == 2
+    assert "TrainConfig.gan_mode='wgan'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_demo_trains_briefly_and_reports(tmp_path, capsys) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--seconds", "1", "--size", "32", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "validation psnr:" in printed and "untrained ->" in printed
+    assert (out / "samples.png").is_file()
+    assert read_checkpoint(out).meta["global_step"] >= 1

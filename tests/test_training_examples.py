@@ -1,0 +1,48 @@
+"""The examples in examples/ run: the KL-divergence subclass of the trainer (and the facades script parses)."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from pix2pix_lib.data import SyntheticPairs
+from pix2pix_lib.training import Pix2PixTrainer
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def subclass_example() -> dict:
+    return runpy.run_path(str(EXAMPLES / "subclass_trainer.py"), run_name="example")
+
+
+def test_subclass_example_trains_with_the_kl_term(subclass_example, tmp_path) -> None:
+    out = tmp_path / "kl"
+    trainer = subclass_example["main"](["--steps", "3", "--size", "32", "--beta", "2", "--out", str(out), "--device", "cpu"])
+    assert isinstance(trainer, Pix2PixTrainer) and trainer.global_step == 3 and trainer.beta == 2
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(row["g_kl"] > 0 for row in rows)
+    assert all(row["g"] == pytest.approx(row["g_gan"] + row["g_l1"] + 2 * row["g_kl"], rel=1e-4) for row in rows)
+
+    # The override really changes the objective: the subclass loss is the base loss + beta * KL.
+    batch = trainer.transfer_batch_to_device(default_collate([SyntheticPairs(length=1, size=32)[0]]))
+    with torch.no_grad():
+        fake = trainer.generator(batch["A"])
+        loss, logs = trainer.generator_loss(batch, fake)
+        base, _ = Pix2PixTrainer.generator_loss(trainer, batch, fake)
+    torch.testing.assert_close(loss, base + 2 * logs["g_kl"])
+
+    resumed = subclass_example["KLPix2PixTrainer"].from_checkpoint(out, device="cpu", beta=2.0)
+    assert resumed.global_step == 3 and resumed.beta == 2.0
+
+
+def test_kl_divergence_is_zero_for_identical_images(subclass_example) -> None:
+    images = torch.rand(2, 3, 8, 8) * 2 - 1
+    kl = subclass_example["kl_divergence"]
+    assert kl(images, images).abs().item() < 1e-5
+    assert kl(images, images.flip(-1)).item() > 0

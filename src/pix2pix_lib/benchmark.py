@@ -188,9 +188,9 @@ class BenchmarkResult:
 
     def to_json(self, path: str | os.PathLike) -> Path:
         """Write the result as JSON to ``path`` atomically (temp file + rename)."""
-        from .training.atomic_io import write_text_atomic
+        from .atomic_io import write_text_atomically
 
-        return write_text_atomic(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+        return write_text_atomically(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 # --- the baseline -----------------------------------------------------------------------------------

@@ -373,7 +373,7 @@ def _run_translate(args: argparse.Namespace) -> int:
 
     from .inference import translate
     from .pretrained import load_pretrained
-    from .pretrained.checkpoints import write_atomically
+    from .atomic_io import write_atomically
 
     files = _image_files(args.inputs)
     generator = load_pretrained(args.model, revision=args.revision, device=args.device)

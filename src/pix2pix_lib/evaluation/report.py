@@ -21,9 +21,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..pretrained.checkpoints import write_atomically
+from ..atomic_io import write_bytes_atomically, write_text_atomically
 
-__all__ = ["REPORT_FILES", "encode_jpeg", "render_html", "save_png", "write_atomic", "write_report"]
+__all__ = ["REPORT_FILES", "encode_jpeg", "render_html", "save_png", "write_report"]
 
 #: File names :func:`write_report` writes inside ``out_dir``.
 REPORT_FILES = {"metrics": "metrics.json", "per_image": "per_image.csv", "report": "report.html"}
@@ -40,12 +40,6 @@ _DEFINITIONS = {
     "kid_mean": "kernel Inception distance, mean over subsets (lower is better)",
     "kid_std": "kernel Inception distance, standard deviation over subsets",
 }
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` (text as UTF-8) to ``path`` atomically: readers never see a half-written file."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    return write_atomically(path, lambda temporary: Path(temporary).write_bytes(payload))
 
 
 def _to_pil(image01: Tensor) -> Image.Image:
@@ -68,7 +62,7 @@ def save_png(image01: Tensor, path: str | Path) -> Path:
     """Save one ``(C, H, W)`` image in ``[0, 1]`` as a PNG file (atomically)."""
     buffer = io.BytesIO()
     _to_pil(image01).save(buffer, format="PNG")
-    return write_atomic(path, buffer.getvalue())
+    return write_bytes_atomically(path, buffer.getvalue())
 
 
 def _data_uri(data: bytes, mime: str = "image/jpeg") -> str:
@@ -136,16 +130,16 @@ def write_report(
     summary = {key: value for key, value in result.items() if key not in ("per_image", "files")}
     summary["metric_definitions"] = {name: _DEFINITIONS[name] for name in result["metrics"] if name in _DEFINITIONS}
     summary["averaging"] = "means of per-image values (PSNR averaged per image)"
-    metrics_path = write_atomic(out / REPORT_FILES["metrics"], json.dumps(_json_safe(summary), indent=2) + "\n")
+    metrics_path = write_text_atomically(out / REPORT_FILES["metrics"], json.dumps(_json_safe(summary), indent=2) + "\n")
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["index", "path", *names], lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({key: (repr(value) if isinstance(value, float) else value) for key, value in row.items()})
-    csv_path = write_atomic(out / REPORT_FILES["per_image"], buffer.getvalue())
+    csv_path = write_text_atomically(out / REPORT_FILES["per_image"], buffer.getvalue())
 
-    html_path = write_atomic(out / REPORT_FILES["report"], render_html(result, triplets, max_images))
+    html_path = write_text_atomically(out / REPORT_FILES["report"], render_html(result, triplets, max_images))
     return {"metrics": str(metrics_path), "per_image": str(csv_path), "report": str(html_path)}
 
 

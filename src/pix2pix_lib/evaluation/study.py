@@ -25,7 +25,7 @@ from typing import Literal
 
 from PIL import Image
 
-from .report import write_atomic
+from ..atomic_io import write_text_atomically
 
 __all__ = [
     "IMAGE_TYPES",
@@ -148,7 +148,7 @@ def write_study_page(
     Returns the trials in the order the page shows them.
     """
     chosen = build_study_trials(real_dir, fake_dir, trials=trials, seed=seed)
-    write_atomic(out, render_study_page(chosen, seconds=seconds, title=title))
+    write_text_atomically(out, render_study_page(chosen, seconds=seconds, title=title))
     return chosen
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -19,14 +18,14 @@ from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save_file as save_safetensors
 from torch import nn
 
+from ..atomic_io import write_atomically
+
 __all__ = [
     "CheckpointError",
     "check_state_dict",
     "load_state_dict_strict",
     "read_state_dict",
     "save_state_dict",
-    "write_atomically",
-    "write_text_atomically",
 ]
 
 StateDict = dict[str, torch.Tensor]
@@ -104,30 +103,6 @@ def read_state_dict(path: str | os.PathLike[str]) -> StateDict:
             f"{path}: not a readable PyTorch checkpoint (truncated or corrupted?): {error}"
         ) from error
     return _unwrap(obj, str(path))
-
-
-def write_atomically(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
-    """Run ``write(temporary_path)`` next to ``path``, then move the result onto ``path`` in one step.
-
-    Readers see either the old file or the complete new one, never a partial write; on error the
-    temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A fresh name the writer creates itself, so the file gets the usual permissions (umask).
-    temp_name = str(path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"))
-    try:
-        write(temp_name)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically, see :func:`write_atomically`."""
-    return write_atomically(path, lambda temp: Path(temp).write_text(text, encoding="utf-8"))
 
 
 def save_state_dict(

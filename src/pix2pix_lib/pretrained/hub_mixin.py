@@ -25,12 +25,13 @@ from typing import Any, ClassVar
 
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin, constants
 
+from ..atomic_io import write_text_atomically
+
 from .checkpoints import (
     CheckpointError,
     load_state_dict_strict,
     read_state_dict,
     save_state_dict,
-    write_text_atomically,
 )
 from .hub import download_file
 from .metadata import TaskMetadata

@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .atomic_io import write_text_atomic
+from ..atomic_io import write_text_atomically
 from .config import TrainConfig
 
 __all__ = [
@@ -248,7 +248,7 @@ class CheckpointManager:
         """Write checkpoint ``step-<global_step>`` (see :func:`write_checkpoint`), point ``latest`` at it, prune."""
         self._remove_stale_temps()
         directory = write_checkpoint(self.path_for(global_step), **contents)
-        write_text_atomic(self.root / LATEST_FILE, directory.name + "\n")
+        write_text_atomically(self.root / LATEST_FILE, directory.name + "\n")
         self.prune()
         return directory
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from .atomic_io import write_text_atomic
+from ..atomic_io import write_text_atomically
 
 __all__ = ["GAN_MODES", "PRECISIONS", "TrainConfig"]
 
@@ -163,7 +163,7 @@ class TrainConfig:
         """The config as JSON text; with ``path``, also written there atomically."""
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         if path is not None:
-            write_text_atomic(Path(path), text)
+            write_text_atomically(Path(path), text)
         return text
 
     @classmethod

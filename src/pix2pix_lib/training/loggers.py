@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from .atomic_io import write_text_atomic
+from ..atomic_io import write_text_atomically
 
 __all__ = ["JsonlLogger", "MetricLogger", "TensorBoardLogger", "tensorboard_available"]
 
@@ -61,7 +61,7 @@ class JsonlLogger:
                     kept.append(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a crash
-        write_text_atomic(path, "".join(line + "\n" for line in kept))
+        write_text_atomically(path, "".join(line + "\n" for line in kept))
 
     def close(self) -> None:
         for file in self._files.values():

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-from .atomic_io import write_atomic
+from ..atomic_io import write_atomically
 
 __all__ = ["sample_grid", "save_sample_grid"]
 
@@ -35,7 +35,7 @@ def sample_grid(inputs: Tensor, generated: Tensor, targets: Tensor, padding: int
 def save_sample_grid(path: str | os.PathLike, inputs: Tensor, generated: Tensor, targets: Tensor) -> Path:
     """Write :func:`sample_grid` to ``path`` (PNG) atomically; returns the path."""
     grid = sample_grid(inputs, generated, targets)
-    return write_atomic(path, lambda temp: save_image(grid, temp, format="png"))
+    return write_atomically(path, lambda temp: save_image(grid, temp, format="png"))
 
 
 def _displayable(images: Tensor) -> Tensor:

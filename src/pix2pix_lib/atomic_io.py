@@ -1,0 +1,45 @@
+"""Atomic file writes: fill a temporary file beside the target, then :func:`os.replace` it into place.
+
+Every file pix2pix_lib writes (weights, checkpoints, configs, logs, reports, images) goes through
+here, so a crash or Ctrl-C half-way leaves the previous file untouched, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["write_atomically", "write_bytes_atomically", "write_text_atomically"]
+
+
+def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
+    """Run ``write(temporary_path)`` next to ``path``, then move the result onto ``path`` in one step.
+
+    Readers see either the old file or the complete new one; on error the temporary file is
+    removed and ``path`` is untouched. The writer creates the temporary file itself, so it gets
+    the usual permissions (umask).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(temp)
+        with open(temp, "rb+") as file:  # the data reaches the disk before the rename makes it visible
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    return write_atomically(path, lambda temp: temp.write_bytes(data))
+
+
+def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))

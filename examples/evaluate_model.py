@@ -39,12 +39,12 @@ def main() -> None:
     else:
         generator = load_pretrained(args.model)
 
-    dataset = PairedImageDataset(args.data, train=False)  # raw A|B halves, no augmentation
+    dataset = PairedImageDataset(args.data, direction=args.direction, train=False)  # "A" = input
     if args.limit is not None:
         dataset = torch.utils.data.Subset(dataset, range(min(args.limit, len(dataset))))
 
     result = evaluate(
-        generator, dataset, direction=args.direction, batch_size=8, out_dir=args.out, save_images=True
+        generator, dataset, batch_size=8, out_dir=args.out, save_images=True
     )
     print(f"{result['num_images']} images in {result['seconds']:.1f} s ({result['images_per_second']:.2f}/s)")
     for name, value in result["metrics"].items():

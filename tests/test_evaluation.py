@@ -66,13 +66,16 @@ def test_per_image_values_and_means_match_the_metrics(tmp_path: Path) -> None:
     assert result["files"] == {}
 
 
-def test_direction_picks_the_input(tmp_path: Path) -> None:
+def test_input_is_item_a_and_direction_is_the_datasets(tmp_path: Path) -> None:
+    """The dataset's direction already chose the input half: evaluate() never swaps A and B again."""
     dataset = TinyPairs(length=3)
-    result = evaluate(nn.Identity(), dataset, metrics=["mae"], device="cpu", direction="BtoA", progress=False)
-    expected = M.mae(M.to_unit_range(dataset.b), M.to_unit_range(dataset.a))
+    dataset.direction = "BtoA"
+    result = evaluate(nn.Identity(), dataset, metrics=["mae"], device="cpu", progress=False)
+    expected = M.mae(M.to_unit_range(dataset.a), M.to_unit_range(dataset.b))
     assert [row["mae"] for row in result["per_image"]] == pytest.approx(expected.tolist())
-    with pytest.raises(ValueError, match="direction"):
-        evaluate(nn.Identity(), dataset, direction="AB", progress=False)  # type: ignore[arg-type]
+    assert result["direction"] == "BtoA"
+    with pytest.raises(TypeError, match="direction"):
+        evaluate(nn.Identity(), dataset, direction="BtoA", progress=False)  # type: ignore[call-arg]
 
 
 def test_generator_runs_in_inference_mode_and_keeps_its_training_flag() -> None:
@@ -196,20 +199,21 @@ def test_evaluate_cli_writes_the_three_files(tmp_path: Path, monkeypatch, capsys
         loaded.append(source)
         return HalfFlip()
 
-    def fake_dataset(root: Path, train: bool = True) -> TinyPairs:
+    def fake_dataset(root: Path, direction: str = "AtoB", train: bool = True) -> TinyPairs:
         assert Path(root) == tmp_path / "data" and train is False  # no augmentation when scoring
+        assert direction == "BtoA"  # --direction goes to the dataset, which picks the input half
         return TinyPairs(length=4)
 
     monkeypatch.setattr(pix2pix_lib.pretrained, "load_pretrained", fake_load_pretrained, raising=False)
     monkeypatch.setattr(pix2pix_lib.data, "PairedImageDataset", fake_dataset, raising=False)
     out = tmp_path / "eval"
     code = main(
-        ["evaluate", "--model", "my-model", "--data", str(tmp_path / "data"), "--direction", "AtoB",
+        ["evaluate", "--model", "my-model", "--data", str(tmp_path / "data"), "--direction", "BtoA",
          "--out", str(out), "--metrics", "psnr,ssim", "--device", "cpu", "--batch-size", "3", "--save-images"]
     )
     assert code == 0 and loaded == ["my-model"]
     printed = capsys.readouterr().out
-    assert "4 images (AtoB" in printed and "psnr" in printed and str(out / "report.html") in printed
+    assert "4 images (BtoA" in printed and "psnr" in printed and str(out / "report.html") in printed
     assert json.loads((out / "metrics.json").read_text())["metric_names"] == ["psnr", "ssim"]
     assert len(list((out / "images" / "generated").glob("*.png"))) == 4
 

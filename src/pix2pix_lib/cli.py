@@ -99,8 +99,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     task = getattr(generator, "task", None)
     direction = args.direction or getattr(task, "direction", None) or "AtoB"
     norm_mode = args.norm_mode or getattr(task, "recommended_norm_mode", None)
-    # The dataset gives the raw A|B halves without augmentation; evaluate() picks the input by direction.
-    dataset = PairedImageDataset(args.data, train=False)
+    # The dataset's direction decides which half is the input: items' "A" is always what the model reads.
+    dataset = PairedImageDataset(args.data, direction=direction, train=False)
     result = evaluate(
         generator,
         dataset,
@@ -109,7 +109,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         out_dir=args.out,
         norm_mode=norm_mode,
-        direction=direction,
         num_workers=args.num_workers,
         max_report_images=args.max_report_images,
         save_images=args.save_images,

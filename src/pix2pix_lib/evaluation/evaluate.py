@@ -10,7 +10,7 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -44,7 +44,6 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 }
 _DATASET_METRICS = ("fid", "kid")
 
-Direction = Literal["AtoB", "BtoA"]
 
 
 @contextlib.contextmanager
@@ -88,7 +87,6 @@ def evaluate(
     out_dir: str | Path | None = None,
     norm_mode: str | None = None,
     *,
-    direction: Direction = "AtoB",
     feature_extractor: nn.Module | None = None,
     lpips_net: nn.Module | str = "alex",
     kid_subset_size: int = 1000,
@@ -102,7 +100,8 @@ def evaluate(
     Args:
         generator: maps ``[-1, 1]`` inputs to ``[-1, 1]`` outputs of the target's shape.
         dataset: items ``{"A": (C, H, W), "B": (C, H, W), "path": str}`` in ``[-1, 1]``, such as
-            :class:`pix2pix_lib.data.PairedImageDataset`.
+            :class:`pix2pix_lib.data.PairedImageDataset`; ``"A"`` is the input and ``"B"`` the target
+            (the dataset's ``direction`` already decided which half is which).
         metrics: names from :data:`ALL_METRICS`. Per-image ones get a value per image and a mean;
             ``fid`` and ``kid`` (KID mean and std) are computed once over the dataset.
         device: where the generator and metrics run (``"auto"`` picks CUDA, MPS, then CPU).
@@ -110,7 +109,6 @@ def evaluate(
         out_dir: when given, write ``metrics.json``, ``per_image.csv`` and ``report.html`` there.
         norm_mode: how normalisation layers behave at test time (see :mod:`pix2pix_lib.inference`);
             ``None`` uses its default.
-        direction: ``"AtoB"`` translates ``item["A"]`` into ``item["B"]``; ``"BtoA"`` the reverse.
         feature_extractor: feature network for FID/KID (``None``: the standard Inception weights).
         lpips_net: LPIPS backbone name or a module from :func:`pix2pix_lib.metrics.lpips_network`.
         kid_subset_size: KID subset size (lowered to the number of images when there are fewer).
@@ -128,15 +126,14 @@ def evaluate(
         "metric_names", "files"}``. Means are means of per-image values (PSNR is averaged per image).
     """
     names = _check_metrics(metrics)
-    if direction not in ("AtoB", "BtoA"):
-        raise ValueError(f"direction={direction!r} must be 'AtoB' or 'BtoA'")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("evaluate(): the dataset is empty")
     if save_images and out_dir is None:
         raise ValueError("save_images=True needs out_dir to write the images to")
-    source_key, target_key = ("A", "B") if direction == "AtoB" else ("B", "A")
+    source_key, target_key = "A", "B"
+    direction = getattr(dataset, "direction", None)  # recorded in the results when the dataset knows it
     run_device = select_device(device)
     generator = generator.to(run_device)
     per_image_names = [name for name in names if name not in _DATASET_METRICS]
@@ -167,7 +164,7 @@ def evaluate(
             if output.shape != target.shape:
                 raise ValueError(
                     f"generator output {tuple(output.shape)} does not match target {tuple(target.shape)} "
-                    f"in batch {batch_index}; check direction={direction!r} and the generator's channels"
+                    f"in batch {batch_index}; check the dataset's direction and the generator's channels"
                 )
             fake01, real01 = M.to_unit_range(output.float()), M.to_unit_range(target.float())
             values = {name: M.PAIRED_METRICS[name](fake01, real01).cpu() for name in per_image_names if name != "lpips"}

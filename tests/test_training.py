@@ -281,3 +281,35 @@ def test_compiled_step_matches_eager_closely(tmp_path) -> None:
     assert got.keys() == expected.keys()
     for name in expected:
         assert got[name] == pytest.approx(expected[name], rel=1e-3, abs=1e-4), name
+
+
+# --- using a training checkpoint elsewhere --------------------------------------------------------------
+def test_load_pretrained_and_translate_read_training_checkpoints(tmp_path) -> None:
+    """A run folder, its checkpoints/latest file and a checkpoint folder all load as the trained generator."""
+    from pix2pix_lib import load_pretrained, translate
+
+    trainer = tiny_trainer(tmp_path)
+    trainer.train_step(batch_of(SyntheticPairs(length=2, size=32)))
+    folder = trainer.save_checkpoint()
+    run = tmp_path / "run"
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        expected = trainer.generator.eval()(image)
+    for source in (run, run / "checkpoints" / "latest", folder):
+        generator = load_pretrained(source, device="cpu")
+        assert type(generator) is UNetGenerator and not generator.training
+        with torch.no_grad():
+            assert torch.equal(generator(image), expected), source
+    translated = translate(torch.rand(3, 32, 32), model=str(run), size="native", precision="fp32")
+    assert translated.shape == (3, 32, 32)
+
+
+def test_checkpoint_files_get_the_usual_permissions(tmp_path) -> None:
+    import os
+
+    trainer = tiny_trainer(tmp_path)
+    folder = trainer.save_checkpoint()
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for file in folder.iterdir():
+        assert file.stat().st_mode & 0o777 == 0o666 & ~umask, file.name

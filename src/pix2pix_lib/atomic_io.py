@@ -26,6 +26,7 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], objec
     temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(temp)
+        os.chmod(temp, 0o666 & ~_umask())  # some writers (safetensors) create 0600 files
         with open(temp, "rb+") as file:  # the data reaches the disk before the rename makes it visible
             os.fsync(file.fileno())
         os.replace(temp, path)
@@ -43,3 +44,9 @@ def write_bytes_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
 def write_text_atomically(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

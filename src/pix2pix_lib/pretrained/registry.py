@@ -127,6 +127,10 @@ def _load_saved(model_id: str, config: dict, revision: str | None = None) -> nn.
 
 
 def _load_local(path: Path) -> nn.Module:
+    from ..training.checkpoint import is_training_checkpoint, load_generator
+
+    if is_training_checkpoint(path):  # a Pix2PixTrainer checkpoint, its `latest` file or its run folder
+        return load_generator(path)
     if path.is_dir():
         config_path = path / constants.CONFIG_NAME
         if config_path.is_file():
@@ -180,6 +184,8 @@ def load_pretrained(
     * a Hub repo id ``"owner/name"`` saved with ``save_pretrained`` / ``push_to_hub`` (or holding a
       bare ``model.safetensors`` / ``pytorch_model.bin`` in a known layout);
     * a folder written by ``save_pretrained`` / ``pix2pix convert``;
+    * a training checkpoint of :class:`~pix2pix_lib.training.Pix2PixTrainer`: its folder, its
+      ``checkpoints/latest`` file or the run folder (then the latest checkpoint);
     * a weights file: ``.safetensors``, or a legacy pickle (``latest_net_G.pth`` of the reference
       implementation, a HugGAN ``pytorch_model.bin``), whose layout is detected from its keys.
 

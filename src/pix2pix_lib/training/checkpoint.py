@@ -30,13 +30,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..atomic_io import write_text_atomically
+from ..atomic_io import write_atomically, write_text_atomically
 from .config import TrainConfig
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "Checkpoint",
     "CheckpointManager",
+    "is_training_checkpoint",
+    "load_generator",
     "build_model",
     "load_module_weights",
     "model_spec",
@@ -60,7 +62,7 @@ _NAME_PATTERN = re.compile(r"^step-(\d+)$")
 def save_module_weights(module: nn.Module, path: str | os.PathLike) -> None:
     """Write ``module.state_dict()`` (parameters and buffers) to a safetensors file."""
     tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in module.state_dict().items()}
-    save_file(tensors, os.fspath(path), metadata={"format": "pt"})
+    write_atomically(path, lambda temp: save_file(tensors, os.fspath(temp), metadata={"format": "pt"}))
 
 
 def load_module_weights(module: nn.Module, path: str | os.PathLike) -> None:
@@ -205,6 +207,28 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{directory / META_FILE}: checkpoint format {meta.get('format')!r} is not {CHECKPOINT_FORMAT}")
     return Checkpoint(directory=directory, config=TrainConfig.from_json(directory / CONFIG_FILE), meta=meta)
+
+
+def is_training_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a checkpoint folder, its ``latest`` file, a checkpoints folder or a run folder."""
+    path = Path(path)
+    if path.is_file():
+        return path.name == LATEST_FILE
+    return any((folder / name).is_file() for folder in (path, path / "checkpoints") for name in (META_FILE, LATEST_FILE))
+
+
+def load_generator(path: str | os.PathLike) -> nn.Module:
+    """The generator of a training checkpoint (see :func:`resolve_checkpoint`; a ``latest`` file works too),
+    rebuilt from its stored constructor arguments, in eval mode."""
+    path = Path(path)
+    directory = resolve_checkpoint(path.parent if path.is_file() and path.name == LATEST_FILE else path)
+    try:
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{directory / META_FILE}: not valid JSON ({error})") from error
+    generator = build_model(meta.get("generator", {}), role="generator")
+    load_module_weights(generator, directory / GENERATOR_FILE)
+    return generator.eval()
 
 
 def _fsync_folder(folder: Path) -> None:

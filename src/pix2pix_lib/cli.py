@@ -433,6 +433,35 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- download ---------------------------------------------------------------------------------------
+def _add_download(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "download",
+        help="download and extract a standard pix2pix dataset (facades, maps, ...) into ROOT/NAME",
+        description="Resumes a partial download and extracts only a complete archive. The server can be "
+        "changed with --base-url or $PIX2PIX_DATASETS_URL.",
+    )
+    parser.add_argument("name", metavar="NAME", help="facades, maps, cityscapes, edges2shoes, edges2handbags or night2day")
+    parser.add_argument("--root", type=Path, default=Path("datasets"), help="folder to put NAME/ in (default: datasets)")
+    parser.add_argument(
+        "--base-url", default=None, help="server folder holding NAME.tar.gz (default: $PIX2PIX_DATASETS_URL or the pix2pix server)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(run=_run_download)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from .data import DatasetDownloadError, download_dataset
+
+    try:
+        path = download_dataset(args.name, args.root, base_url=args.base_url, progress=not args.no_progress)
+    except (DatasetDownloadError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.name} is in {path}")
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -440,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pix2pix", description="pix2pix paired image-to-image translation")
     parser.add_argument("--version", action="version", version=f"pix2pix_lib {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_bench, _add_train, _add_evaluate, _add_study, _add_translate, _add_convert):
+    for add in (_add_demo, _add_bench, _add_train, _add_evaluate, _add_study, _add_translate, _add_convert, _add_download):
         add(commands)
     return parser
 

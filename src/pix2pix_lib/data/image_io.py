@@ -90,10 +90,10 @@ def to_channels(image: Image.Image, channels: int) -> torch.Tensor:
         image = image.convert("RGB")
     else:
         raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
-    array = np.asarray(image, dtype=np.uint8)
+    array = np.array(image, dtype=np.uint8)  # a writable copy torch can own
     if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+        return torch.from_numpy(array)[None]
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
 def _to_canonical_mode(image: Image.Image) -> Image.Image:

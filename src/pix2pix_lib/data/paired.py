@@ -28,8 +28,19 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
-from .image_io import IMAGE_EXTENSIONS, ImageLoadError, is_image_file, read_image, to_channels
-from .transforms import PairedTransformConfig, Preprocess, build_paired_transform, to_unit_range
+from .image_io import (
+    IMAGE_EXTENSIONS,
+    ImageLoadError,
+    is_image_file,
+    read_image,
+    to_channels,
+)
+from .transforms import (
+    PairedTransformConfig,
+    Preprocess,
+    build_paired_transform,
+    to_unit_range,
+)
 
 __all__ = ["PairFiles", "PairedImageDataset", "find_pairs"]
 

@@ -90,7 +90,7 @@ def build_paired_transform(config: PairedTransformConfig, train: bool) -> v2.Com
         steps.append(v2.RandomHorizontalFlip(p=0.5))
     if train and config.vflip:
         steps.append(v2.RandomVerticalFlip(p=0.5))
-    return v2.Compose(steps)
+    return v2.Compose(steps or [v2.Identity()])
 
 
 def to_unit_range(image: torch.Tensor) -> torch.Tensor:

@@ -89,7 +89,11 @@ def init_distributed(device: torch.device) -> tuple[DistributedContext, torch.de
 
 
 def shutdown_distributed() -> None:
-    """Leave the process group (call once at the end of a ``torchrun`` script)."""
+    """Leave the process group (call once at the end of a ``torchrun`` script).
+
+    :meth:`Pix2PixTrainer.fit` ends with a :func:`barrier`, so no rank tears down its connections
+    while rank 0 still writes its last checkpoint (with gloo that can make rank 0 abort).
+    """
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

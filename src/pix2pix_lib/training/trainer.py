@@ -40,6 +40,7 @@ from .config import TrainConfig
 from .distributed import (
     EpochSampler,
     all_reduce_sum,
+    barrier,
     convert_sync_batchnorm,
     init_distributed,
     wrap_data_parallel,
@@ -399,6 +400,7 @@ class Pix2PixTrainer:
             if self.distributed.is_main_process and self._last_saved_step != self.global_step:
                 self.save_checkpoint()
             self.on_train_end()
+            barrier()  # ranks leave together, after rank 0 has written its last checkpoint
         except KeyboardInterrupt:
             self.interrupted = True
             self.stop_reason = "interrupted"

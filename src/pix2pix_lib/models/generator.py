@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..pretrained.hub_mixin import GeneratorHubMixin
-from .layers import NormName, check_norm, conv_bias, init_pix2pix_weights, make_norm
+from .layers import NormName, check_generator_options, check_norm, conv_bias, init_pix2pix_weights, make_norm
 
 __all__ = ["UNetGenerator", "pad_to_multiple"]
 
@@ -66,13 +66,7 @@ class UNetGenerator(nn.Module, GeneratorHubMixin, architecture="pix2pix-unet"):
         check_norm(norm)
         if num_downs < 1:
             raise ValueError(f"num_downs must be >= 1, got {num_downs}")
-        if in_channels < 1 or out_channels < 1 or base_channels < 1:
-            raise ValueError(
-                f"channel counts must be positive, got in_channels={in_channels}, "
-                f"out_channels={out_channels}, base_channels={base_channels}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_generator_options(in_channels, out_channels, base_channels, dropout)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.num_downs = num_downs

@@ -7,7 +7,15 @@ from typing import Literal
 import torch
 from torch import nn
 
-__all__ = ["NormName", "NORM_NAMES", "make_norm", "conv_bias", "init_pix2pix_weights"]
+__all__ = [
+    "NORM_NAMES",
+    "NormName",
+    "check_generator_options",
+    "check_norm",
+    "conv_bias",
+    "init_pix2pix_weights",
+    "make_norm",
+]
 
 NormName = Literal["batch", "instance", "none"]
 NORM_NAMES: tuple[str, ...] = ("batch", "instance", "none")
@@ -16,6 +24,17 @@ NORM_NAMES: tuple[str, ...] = ("batch", "instance", "none")
 def check_norm(norm: str) -> None:
     if norm not in NORM_NAMES:
         raise ValueError(f"norm={norm!r} is not supported; choose one of {', '.join(NORM_NAMES)}")
+
+
+def check_generator_options(in_channels: int, out_channels: int, base_channels: int, dropout: float) -> None:
+    """Raise :class:`ValueError` naming the option when a generator's channels or dropout are invalid."""
+    if in_channels < 1 or out_channels < 1 or base_channels < 1:
+        raise ValueError(
+            f"channel counts must be positive, got in_channels={in_channels}, "
+            f"out_channels={out_channels}, base_channels={base_channels}"
+        )
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
 
 
 def make_norm(norm: NormName, channels: int) -> nn.Module:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..models.generator import pad_to_multiple
-from ..models.layers import init_pix2pix_weights
+from ..models.layers import check_generator_options, init_pix2pix_weights
 from .hub_mixin import GeneratorHubMixin
 
 __all__ = ["HugGANGenerator"]
@@ -78,13 +78,7 @@ class HugGANGenerator(nn.Module, GeneratorHubMixin, architecture="huggan-unet"):
         self, in_channels: int = 3, out_channels: int = 3, base_channels: int = 64, dropout: float = 0.5
     ) -> None:
         super().__init__()
-        if in_channels < 1 or out_channels < 1 or base_channels < 1:
-            raise ValueError(
-                f"channel counts must be positive, got in_channels={in_channels}, "
-                f"out_channels={out_channels}, base_channels={base_channels}"
-            )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        check_generator_options(in_channels, out_channels, base_channels, dropout)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.base_channels = base_channels

@@ -70,3 +70,13 @@ def test_models_run_on_cuda() -> None:
     fake = generator(image)
     assert fake.shape == image.shape and fake.device.type == "cuda"
     assert discriminator(image, fake).device.type == "cuda"
+
+
+def test_resolve_precision_checks_names_and_resolves_auto() -> None:
+    from pix2pix_lib.devices import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == fast_precision(cpu)
+    assert resolve_precision("fp16", cpu) == "fp16"
+    with pytest.raises(ValueError, match="precision='int8' is not supported; choose one of auto, fp32, bf16, fp16"):
+        resolve_precision("int8", cpu)

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["DeviceLike", "available_devices", "fast_precision", "select_device", "supports_fast_bf16"]
+__all__ = [
+    "PRECISIONS",
+    "DeviceLike",
+    "available_devices",
+    "fast_precision",
+    "resolve_precision",
+    "select_device",
+    "supports_fast_bf16",
+]
 
 DeviceLike = str | torch.device | None
+#: Precisions the trainer and translate() accept; "auto" resolves with :func:`resolve_precision`.
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 
 
 def _mps_available() -> bool:
@@ -82,3 +92,10 @@ def supports_fast_bf16(device: torch.device) -> bool:
 def fast_precision(device: torch.device) -> str:
     """The precision our defaults pick on ``device``: ``"bf16"`` where it is fast, else ``"fp32"``."""
     return "bf16" if supports_fast_bf16(device) else "fp32"
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """Check ``precision`` and resolve ``"auto"`` to :func:`fast_precision` for ``device``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not supported; choose one of {', '.join(PRECISIONS)}")
+    return fast_precision(device) if precision == "auto" else precision

@@ -44,7 +44,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
-from .devices import DeviceLike, fast_precision, select_device
+from .devices import PRECISIONS, DeviceLike, resolve_precision, select_device
 
 __all__ = [
     "DEFAULT_NORM_MODE",
@@ -64,7 +64,6 @@ DEFAULT_NORM_MODE: NormMode = "per_image"
 SizeMode = Literal["resize", "native", "tile"]
 SIZE_MODES: tuple[str, ...] = ("resize", "native", "tile")
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 _FALLBACK_IMAGE_SIZE = 256
@@ -123,14 +122,8 @@ def inference_norm(model: nn.Module, mode: NormMode) -> Iterator[nn.Module]:
 
 
 # --- precision ----------------------------------------------------------------------------------------
-def _resolve_precision(device: torch.device, precision: str) -> str:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not supported; choose one of {', '.join(PRECISIONS)}")
-    return fast_precision(device) if precision == "auto" else precision
-
-
 def _autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
-    precision = _resolve_precision(device, precision)
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
@@ -251,7 +244,7 @@ def _resolve_model(
 
         target = select_device(device)
         generator = load_pretrained(model, revision=revision, device=target)
-        if _resolve_precision(target, precision) == "bf16":  # bf16 convolutions are fastest on NHWC weights
+        if resolve_precision(precision, target) == "bf16":  # bf16 convolutions are fastest on NHWC weights
             generator = generator.to(memory_format=torch.channels_last)
         return generator, target
     raise TypeError(
@@ -374,7 +367,7 @@ def translate(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if size not in SIZE_MODES:
         raise ValueError(f"size={size!r} is not supported; choose one of {', '.join(SIZE_MODES)}")
-    if precision not in PRECISIONS:
+    if precision not in PRECISIONS:  # checked before anything is loaded
         raise ValueError(f"precision={precision!r} is not supported; choose one of {', '.join(PRECISIONS)}")
     if norm_mode is not None:
         check_norm_mode(norm_mode)

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..atomic_io import write_text_atomically
+from ..devices import PRECISIONS
 
 __all__ = ["GAN_MODES", "PRECISIONS", "TrainConfig"]
 
 GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan", "hinge")
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 
 GanMode = Literal["vanilla", "lsgan", "hinge"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
-from ..devices import DeviceLike, fast_precision, select_device
+from ..devices import DeviceLike, resolve_precision, select_device
 from .checkpoint import (
     CheckpointManager,
     build_model,
@@ -50,7 +50,7 @@ from .losses import GANLoss, l1_loss
 from .rng import capture_rng_state, restore_rng_state, seed_everything
 from .samples import save_sample_grid
 
-__all__ = ["NonFiniteLossError", "Pix2PixTrainer", "resolve_channels_last", "resolve_precision"]
+__all__ = ["NonFiniteLossError", "Pix2PixTrainer", "resolve_channels_last"]
 
 Batch = dict[str, Any]
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -62,11 +62,6 @@ class NonFiniteLossError(FloatingPointError):
     def __init__(self, message: str, step: int) -> None:
         super().__init__(message)
         self.step = step
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``"auto"`` -> :func:`~pix2pix_lib.devices.fast_precision` for ``device``; other values unchanged."""
-    return fast_precision(device) if precision == "auto" else precision
 
 
 def resolve_channels_last(channels_last: bool | str, precision: str, device: torch.device) -> bool:

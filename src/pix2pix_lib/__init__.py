@@ -1,30 +1,56 @@
-"""pix2pix_lib: paired image-to-image translation (pix2pix, Isola et al. 2017) for PyTorch."""
+"""pix2pix_lib: paired image-to-image translation (pix2pix, Isola et al. 2017) for PyTorch.
 
-from .data import PairedImageDataset, SyntheticPairs, download_dataset
-from .devices import available_devices, select_device
-from .evaluation import evaluate
-from .inference import DEFAULT_NORM_MODE, inference_norm, translate
-from .models import PatchDiscriminator, UNetGenerator
-from .pretrained import list_pretrained, load_pretrained
-from .training import Pix2PixTrainer, TrainConfig
+The public names below are imported on first use (PEP 562), so ``import pix2pix_lib`` and the
+``pix2pix`` command line start without loading torch until a command needs it.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0.dev0"
 
-__all__ = [
-    "DEFAULT_NORM_MODE",
-    "PairedImageDataset",
-    "PatchDiscriminator",
-    "Pix2PixTrainer",
-    "SyntheticPairs",
-    "TrainConfig",
-    "UNetGenerator",
-    "__version__",
-    "available_devices",
-    "download_dataset",
-    "evaluate",
-    "inference_norm",
-    "list_pretrained",
-    "load_pretrained",
-    "select_device",
-    "translate",
-]
+#: public name -> the submodule that defines it
+_EXPORTS = {
+    "PairedImageDataset": ".data",
+    "SyntheticPairs": ".data",
+    "download_dataset": ".data",
+    "available_devices": ".devices",
+    "select_device": ".devices",
+    "evaluate": ".evaluation",
+    "DEFAULT_NORM_MODE": ".inference",
+    "inference_norm": ".inference",
+    "translate": ".inference",
+    "PatchDiscriminator": ".models",
+    "UNetGenerator": ".models",
+    "list_pretrained": ".pretrained",
+    "load_pretrained": ".pretrained",
+    "Pix2PixTrainer": ".training",
+    "TrainConfig": ".training",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs
+    from .data import PairedImageDataset, SyntheticPairs, download_dataset
+    from .devices import available_devices, select_device
+    from .evaluation import evaluate
+    from .inference import DEFAULT_NORM_MODE, inference_norm, translate
+    from .models import PatchDiscriminator, UNetGenerator
+    from .pretrained import list_pretrained, load_pretrained
+    from .training import Pix2PixTrainer, TrainConfig

@@ -117,19 +117,18 @@ def test_huggan_generator_saves_and_loads_by_architecture(tmp_path, hub_home):
         UNetGenerator.from_pretrained(str(tmp_path / "huggan"))
 
 
+def cache_maps_stand_in(hub_home, reference, seed: int):
+    """Put ``reference`` (randomised) into the offline cache as the registry's pinned ``maps`` file."""
+    entry = get_pretrained_info("maps")
+    reference = randomize(reference, seed=seed).eval()
+    weights = {entry.filename: _torch_bytes(reference.state_dict())}
+    populate_cache(hub_home, entry.repo_id, entry.revision, weights, ref=None)
+    return reference
+
+
 # --- (a) pre-populated cache, HF_HUB_OFFLINE=1 ------------------------------------------------------------
 def test_translate_maps_end_to_end_from_an_offline_cache(hub_home):
-    entry = get_pretrained_info("maps")
-    reference = randomize(
-        ReferenceHugGANGenerator(ngf=4), seed=3
-    ).eval()  # a tiny stand-in in the HugGAN layout
-    populate_cache(
-        hub_home,
-        entry.repo_id,
-        entry.revision,
-        {entry.filename: _torch_bytes(reference.state_dict())},
-        ref=None,
-    )
+    reference = cache_maps_stand_in(hub_home, ReferenceHugGANGenerator(ngf=4), seed=3)  # tiny, HugGAN layout
     satellite = Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8))
 
     result = translate(satellite, model="maps", device="cpu", precision="fp32")
@@ -245,15 +244,7 @@ def test_publish_uploads_config_weights_and_card(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_translate_maps_with_a_full_size_stand_in(hub_home):
     """Same as the offline-cache test above, with a full-size (54,404,099 parameter, ~218 MB) HugGAN file."""
-    entry = get_pretrained_info("maps")
-    reference = randomize(ReferenceHugGANGenerator(), seed=10).eval()
-    populate_cache(
-        hub_home,
-        entry.repo_id,
-        entry.revision,
-        {entry.filename: _torch_bytes(reference.state_dict())},
-        ref=None,
-    )
+    reference = cache_maps_stand_in(hub_home, ReferenceHugGANGenerator(), seed=10)
     satellite = Image.fromarray(np.random.default_rng(1).integers(0, 256, (300, 400, 3), dtype=np.uint8))
 
     result = translate(satellite, model="maps", device="cpu", precision="fp32")

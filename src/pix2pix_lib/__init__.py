@@ -47,10 +47,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from .data import PairedImageDataset, SyntheticPairs, download_dataset
-    from .devices import available_devices, select_device
-    from .evaluation import evaluate
-    from .inference import DEFAULT_NORM_MODE, inference_norm, translate
-    from .models import PatchDiscriminator, UNetGenerator
-    from .pretrained import list_pretrained, load_pretrained
-    from .training import Pix2PixTrainer, TrainConfig
+    from .data import PairedImageDataset, SyntheticPairs, download_dataset  # noqa: F401
+    from .devices import available_devices, select_device  # noqa: F401
+    from .evaluation import evaluate  # noqa: F401
+    from .inference import DEFAULT_NORM_MODE, inference_norm, translate  # noqa: F401
+    from .models import PatchDiscriminator, UNetGenerator  # noqa: F401
+    from .pretrained import list_pretrained, load_pretrained  # noqa: F401
+    from .training import Pix2PixTrainer, TrainConfig  # noqa: F401

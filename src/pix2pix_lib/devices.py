@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 __all__ = [
     "PRECISIONS",
     "DeviceLike",
+    "Precision",
     "available_devices",
     "fast_precision",
     "resolve_precision",
@@ -15,6 +18,7 @@ __all__ = [
 ]
 
 DeviceLike = str | torch.device | None
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 #: Precisions the trainer and translate() accept; "auto" resolves with :func:`resolve_precision`.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 

@@ -44,7 +44,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
-from .devices import PRECISIONS, DeviceLike, resolve_precision, select_device
+from .devices import PRECISIONS, DeviceLike, Precision, resolve_precision, select_device
 
 __all__ = [
     "DEFAULT_NORM_MODE",
@@ -63,7 +63,6 @@ DEFAULT_NORM_MODE: NormMode = "per_image"
 
 SizeMode = Literal["resize", "native", "tile"]
 SIZE_MODES: tuple[str, ...] = ("resize", "native", "tile")
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 _FALLBACK_IMAGE_SIZE = 256

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..atomic_io import write_text_atomically
-from ..devices import PRECISIONS
+from ..devices import PRECISIONS, Precision
 
 __all__ = ["GAN_MODES", "PRECISIONS", "TrainConfig"]
 
 GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan", "hinge")
 
 GanMode = Literal["vanilla", "lsgan", "hinge"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 @dataclass

@@ -231,3 +231,14 @@ def test_report_sorts_in_a_browser(tmp_path: Path) -> None:
     ):
         dom = html.unescape(dump_dom(tmp_path / "report.html", query, tmp_path, virtual_ms=1000))
         assert [int(i) for i in re.findall(r'<tr data-index="(\d+)"', dom)] == expected, query
+
+
+def test_a_models_recommended_norm_mode_is_used_like_translate_does() -> None:
+    from types import SimpleNamespace
+
+    generator = _tiny_unet()
+    generator.task = SimpleNamespace(recommended_norm_mode="running")
+    result = evaluate(generator, TinyPairs(length=2), metrics=["mae"], device="cpu", progress=False)
+    assert result["norm_mode"] == "running"
+    explicit = evaluate(generator, TinyPairs(length=2), metrics=["mae"], device="cpu", norm_mode="paper", progress=False)
+    assert explicit["norm_mode"] == "paper"

@@ -313,3 +313,15 @@ def test_checkpoint_files_get_the_usual_permissions(tmp_path) -> None:
     os.umask(umask)
     for file in folder.iterdir():
         assert file.stat().st_mode & 0o777 == 0o666 & ~umask, file.name
+
+
+def test_validation_shards_cover_every_image_once_across_ranks(tmp_path) -> None:
+    from pix2pix_lib.training.distributed import DistributedContext
+
+    trainer = tiny_trainer(tmp_path, val_batch_size=2)
+    dataset = SyntheticPairs(length=5, size=32)
+    seen = []
+    for rank in range(2):
+        trainer.distributed = DistributedContext(rank=rank, local_rank=rank, world_size=2)
+        seen += [path for batch in trainer._eval_dataloader(dataset) for path in batch["path"]]
+    assert sorted(seen) == sorted(dataset[i]["path"] for i in range(5))

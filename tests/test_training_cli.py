@@ -59,3 +59,10 @@ def test_demo_trains_briefly_and_reports(tmp_path, capsys) -> None:
     assert "validation psnr:" in printed and "untrained ->" in printed
     assert (out / "samples.png").is_file()
     assert read_checkpoint(out).meta["global_step"] >= 1
+
+
+def test_config_file_cannot_be_combined_with_resume(tmp_path, capsys) -> None:
+    data = tmp_path / "pairs"
+    write_aligned_folder(data, count=1)
+    code = main(["train", "--data", str(data), "--resume", str(tmp_path), "--config", str(tmp_path / "c.json")])
+    assert code == 2 and "--config cannot be combined with --resume" in capsys.readouterr().err

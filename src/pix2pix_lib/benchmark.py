@@ -471,8 +471,6 @@ def _run(config: BenchmarkConfig) -> BenchmarkResult:
                 bar.update(config.iterations)
         runs.clear()
         base = measurements[BASELINE]
-        base.gflop = gflop
-        base.summarise()
         for measurement in measurements.values():
             measurement.gflop = gflop
             measurement.summarise()

@@ -223,13 +223,20 @@ def _run_train(args: argparse.Namespace) -> int:
     train_set = PairedImageDataset(args.data, direction=args.direction, train=True, **sizes)
     val_set = None if args.val_data is None else PairedImageDataset(args.val_data, direction=args.direction, train=False, **sizes)
     try:
+        if args.resume is not None and args.config is not None:
+            print("error: --config cannot be combined with --resume (the checkpoint holds the config; "
+                  "pass single options to override it)", file=sys.stderr)  # fmt: skip
+            return 2
         try:
             config = (TrainConfig.from_json(args.config) if args.config else TrainConfig()).replace(**overrides)
+            resumed = None
+            if args.resume is not None:
+                resumed = Pix2PixTrainer.from_checkpoint(args.resume, device=args.device, overrides=overrides)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        if args.resume is not None:
-            trainer = Pix2PixTrainer.from_checkpoint(args.resume, device=args.device, overrides=overrides)
+        if resumed is not None:
+            trainer = resumed
         else:
             seed_everything(config.seed)
             first = train_set[0]
@@ -320,8 +327,6 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 # --- translate --------------------------------------------------------------------------------------
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
 
 def _add_translate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -348,10 +353,12 @@ def _add_translate(commands: argparse._SubParsersAction) -> None:
 
 
 def _image_files(inputs: Sequence[Path]) -> list[Path]:
+    from .data.image_io import is_image_file
+
     files: list[Path] = []
     for path in inputs:
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+            files += sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
         elif path.is_file():
             files.append(path)
         else:
@@ -367,9 +374,9 @@ def _image_files(inputs: Sequence[Path]) -> list[Path]:
 
 
 def _run_translate(args: argparse.Namespace) -> int:
-    from PIL import Image
     from tqdm.auto import tqdm
 
+    from .data.image_io import read_image
     from .inference import translate
     from .pretrained import load_pretrained
     from .atomic_io import write_atomically
@@ -384,10 +391,7 @@ def _run_translate(args: argparse.Namespace) -> int:
     with tqdm(total=len(files), desc="translate", unit="image", disable=len(files) < 2) as bar:
         for start in range(0, len(files), args.batch_size):
             chunk = files[start : start + args.batch_size]
-            images = []
-            for path in chunk:
-                with Image.open(path) as image:
-                    images.append(image.convert("RGB") if image.mode not in ("RGB", "L") else image.copy())
+            images = [read_image(path) for path in chunk]  # the dataset's decoding rules, errors name the file
             for path, result in zip(chunk, translate(images, generator, **options)):
                 write_atomically(args.out / f"{path.stem}.png", lambda temp, r=result: r.save(temp, format="PNG"))
             bar.update(len(chunk))

@@ -53,6 +53,7 @@ __all__ = [
     "Precision",
     "SizeMode",
     "inference_norm",
+    "resolve_norm_mode",
     "translate",
 ]
 
@@ -82,6 +83,13 @@ def _per_image_batch_norm(layer: nn.modules.batchnorm._BatchNorm, x: torch.Tenso
     channels-last tensors channels-last (measured ~10% faster for bf16 inference on CPU).
     """
     return F.group_norm(x, layer.num_features, layer.weight, layer.bias, layer.eps)
+
+
+def resolve_norm_mode(norm_mode: str | None, model: nn.Module) -> NormMode:
+    """The mode to run ``model`` in: ``norm_mode`` if given, else the model's
+    ``task.recommended_norm_mode`` (from its config.json), else :data:`DEFAULT_NORM_MODE`."""
+    task = getattr(model, "task", None)
+    return check_norm_mode(norm_mode or getattr(task, "recommended_norm_mode", None) or DEFAULT_NORM_MODE)
 
 
 @contextmanager
@@ -303,7 +311,7 @@ class _Runner:
         self.device = device
         self.input_range = getattr(task, "input_range", (-1.0, 1.0))
         self.output_range = getattr(task, "output_range", (-1.0, 1.0))
-        self.autocast = partial(_autocast, device, precision)
+        self.autocast = partial(_autocast, device, resolve_precision(precision, device))
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         low, high = self.input_range
@@ -382,11 +390,11 @@ def translate(
         for i, value in enumerate(inputs)
     ]
     items = [item for group in groups for item in group]
-    mode = norm_mode or getattr(task, "recommended_norm_mode", None) or DEFAULT_NORM_MODE
+    mode = resolve_norm_mode(norm_mode, generator)
     trained_size = image_size or getattr(task, "image_size", None) or _FALLBACK_IMAGE_SIZE
     runner = _Runner(generator, target, precision)
 
-    with inference_norm(generator, check_norm_mode(mode)), torch.inference_mode():
+    with inference_norm(generator, mode), torch.inference_mode():
         if size == "resize":
             results = _translate_resized(items, runner, trained_size, batch_size, progress)
         elif size == "native":

@@ -39,7 +39,7 @@ from .transforms import (
     PairedTransformConfig,
     Preprocess,
     build_paired_transform,
-    to_unit_range,
+    to_model_range,
 )
 
 __all__ = ["PairFiles", "PairedImageDataset", "find_pairs"]
@@ -179,7 +179,7 @@ class PairedImageDataset(Dataset):
         a = tv_tensors.Image(to_channels(source, self.in_channels))
         b = tv_tensors.Image(to_channels(target, self.out_channels))
         a, b = self.transform(a, b)
-        return {"A": to_unit_range(a), "B": to_unit_range(b), "path": str(path)}
+        return {"A": to_model_range(a), "B": to_model_range(b), "path": str(path)}
 
     def drop_unreadable(self, progress: bool = True) -> list[ImageLoadError]:
         """Decode every pair once and remove the unreadable ones; returns their errors (no warnings)."""

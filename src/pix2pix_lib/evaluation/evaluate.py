@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from ..devices import DeviceLike, select_device
-from ..inference import DEFAULT_NORM_MODE, inference_norm
+from ..inference import inference_norm, resolve_norm_mode
 
 __all__ = [
     "ALL_METRICS",
@@ -53,7 +53,7 @@ def _inference(generator: nn.Module, norm_mode: str | None) -> Iterator[str]:
     :func:`pix2pix_lib.inference.inference_norm` (modes ``"running"``, ``"per_image"``, ``"paper"``)
     restores every submodule's train/eval state afterwards.
     """
-    mode = norm_mode or DEFAULT_NORM_MODE  # inference_norm rejects unknown modes by name
+    mode = resolve_norm_mode(norm_mode, generator)  # same rule as translate()
     with inference_norm(generator, mode), torch.inference_mode():
         yield mode
 
@@ -142,6 +142,8 @@ def evaluate(
     if "lpips" in names:
         lpips_model = M.lpips_network(lpips_net) if isinstance(lpips_net, str) else lpips_net
         lpips_model = lpips_model.to(run_device)
+    if feature_extractor is None and {"fid", "kid"} & set(names):  # load Inception once for both
+        feature_extractor = M.inception_feature_extractor()
     fid_metric = M.build_fid(feature_extractor).to(run_device) if "fid" in names else None
     kid_metric = M.build_kid(feature_extractor, subset_size=kid_subset_size).to(run_device) if "kid" in names else None
 

@@ -54,11 +54,6 @@ class StudyTrial:
     kind: Literal["real", "fake"]
     path: Path
 
-    @property
-    def called_real_is_correct(self) -> bool:
-        """Whether answering "real" is the correct answer for this trial."""
-        return self.kind == "real"
-
 
 def list_images(folder: str | Path) -> list[Path]:
     """The image files (by suffix, see :data:`IMAGE_TYPES`) directly in ``folder``, sorted by name."""

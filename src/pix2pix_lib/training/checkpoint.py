@@ -200,13 +200,19 @@ def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
     missing = [name for name in (GENERATOR_FILE, DISCRIMINATOR_FILE, STATE_FILE, CONFIG_FILE) if not (directory / name).is_file()]
     if missing:
         raise FileNotFoundError(f"checkpoint {directory} is incomplete: missing {', '.join(missing)}")
+    meta = _read_meta(directory)
+    return Checkpoint(directory=directory, config=TrainConfig.from_json(directory / CONFIG_FILE), meta=meta)
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    """The checkpoint's ``checkpoint.json``, checked for valid JSON and a known format."""
     try:
         meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{directory / META_FILE}: not valid JSON ({error})") from error
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{directory / META_FILE}: checkpoint format {meta.get('format')!r} is not {CHECKPOINT_FORMAT}")
-    return Checkpoint(directory=directory, config=TrainConfig.from_json(directory / CONFIG_FILE), meta=meta)
+    return meta
 
 
 def is_training_checkpoint(path: str | os.PathLike) -> bool:
@@ -222,11 +228,7 @@ def load_generator(path: str | os.PathLike) -> nn.Module:
     rebuilt from its stored constructor arguments, in eval mode."""
     path = Path(path)
     directory = resolve_checkpoint(path.parent if path.is_file() and path.name == LATEST_FILE else path)
-    try:
-        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{directory / META_FILE}: not valid JSON ({error})") from error
-    generator = build_model(meta.get("generator", {}), role="generator")
+    generator = build_model(_read_meta(directory).get("generator", {}), role="generator")
     load_module_weights(generator, directory / GENERATOR_FILE)
     return generator.eval()
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 from tqdm.auto import tqdm
 
 from ..devices import DeviceLike, resolve_precision, select_device
@@ -243,9 +243,7 @@ class Pix2PixTrainer:
         with self.autocast():
             fake_b = self.forward(batch["A"])
 
-        self._discriminator_frozen = False
-        self.set_requires_grad(self.discriminator, True)
-        self.optimizer_d.zero_grad(set_to_none=True)
+        self.optimizer_d.zero_grad(set_to_none=True)  # D is trainable here: the `finally` below restores it
         with self.autocast():
             loss_d, logs_d = self.discriminator_loss(batch, fake_b.detach())
         self.backward(loss_d)
@@ -679,11 +677,13 @@ class Pix2PixTrainer:
         return loader, sampler
 
     def _eval_dataloader(self, dataset: Dataset) -> DataLoader:
-        sampler = EpochSampler(dataset, self.distributed, shuffle=False)
+        # Rank r takes images r, r + world_size, ...: each image exactly once (a DistributedSampler
+        # would pad with repeats, counting some twice in the all-reduced means).
+        shard = Subset(dataset, range(self.distributed.rank, len(dataset), self.distributed.world_size))
         return DataLoader(
-            dataset,
+            shard,
             batch_size=self.config.val_batch_size,
-            sampler=sampler,
+            shuffle=False,
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
         )

@@ -138,3 +138,21 @@ def test_bad_config_json(tmp_path):
     (folder / "config.json").write_text(json.dumps({"architecture": "transformer"}))
     with pytest.raises(CheckpointError, match="known: huggan-unet, pix2pix-unet"):
         load_pretrained(folder, device="cpu")
+
+
+def test_local_folder_with_a_foreign_config_loads_its_weights_file(tmp_path) -> None:
+    """A folder whose config.json came from another tool loads like the same repo from the Hub would."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from pix2pix_lib import UNetGenerator, load_pretrained
+
+    generator = UNetGenerator(num_downs=3, base_channels=4).eval()
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "something-else"}))
+    save_file({k: v.contiguous() for k, v in generator.state_dict().items()}, tmp_path / "model.safetensors")
+    loaded = load_pretrained(tmp_path, device="cpu")
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(loaded(image), generator(image))

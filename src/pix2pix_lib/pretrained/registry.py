@@ -138,7 +138,8 @@ def _load_local(path: Path) -> nn.Module:
                 config = json.loads(config_path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as error:
                 raise CheckpointError(f"{config_path}: not valid JSON: {error}") from error
-            return _load_saved(str(path), config)
+            if isinstance(config, dict) and "architecture" in config:  # ours; else a bare weights file, as for repos
+                return _load_saved(str(path), config)
         for name in (constants.SAFETENSORS_SINGLE_FILE, constants.PYTORCH_WEIGHTS_NAME, "latest_net_G.pth"):
             if (path / name).is_file():
                 return generator_from_state_dict(read_state_dict(path / name), str(path / name))

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pix2pix_lib.benchmark import (
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from benchlib import (  # noqa: E402
     BenchmarkConfig,
     Setting,
     default_baseline_path,
@@ -19,9 +22,7 @@ from pix2pix_lib.benchmark import (
     parse_sizes,
     run_benchmark,
 )
-from pix2pix_lib.cli import main
-
-REPO = Path(__file__).resolve().parents[1]
+from bench import main  # noqa: E402
 TINY = ["--num-downs", "3", "--base-channels", "8", "--image-size", "32"]
 
 
@@ -79,10 +80,10 @@ def test_peak_memory_is_measured_in_a_child_process() -> None:
         assert m.peak_memory_mib is not None and m.peak_memory_mib >= 0
 
 
-def test_cli_bench_quick_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_script_quick_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
     code = main(
-        ["bench", "--quick", "--device", "cpu", "--no-memory", "--tasks", "infer", "--infer-batch-sizes", "1",
+        ["--quick", "--device", "cpu", "--no-memory", "--tasks", "infer", "--infer-batch-sizes", "1",
          "--settings", "fp32+cl", "--json", str(out), *TINY]
     )
     assert code == 0
@@ -125,3 +126,10 @@ def test_bad_options_are_named() -> None:
         tiny_config(image_size=20).validate()
     with pytest.raises(FileNotFoundError, match="baseline"):
         load_baseline("/nonexistent/baseline.py")
+
+
+def test_pix2pix_bench_points_to_the_script(capsys: pytest.CaptureFixture[str]) -> None:
+    from pix2pix_lib.cli import main as pix2pix
+
+    assert pix2pix(["bench", "--quick"]) == 2
+    assert "benchmarks/bench.py" in capsys.readouterr().err

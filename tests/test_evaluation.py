@@ -19,7 +19,9 @@ import pix2pix_lib.pretrained
 from pix2pix_lib import UNetGenerator
 from pix2pix_lib import metrics as M
 from pix2pix_lib.cli import main
-from pix2pix_lib.evaluation import DEFAULT_METRICS, evaluate
+from pix2pix_lib.evaluation import evaluate
+from pix2pix_lib.metrics import DEFAULT_METRICS
+from pix2pix_lib.pixels import to_unit
 
 from .test_study import dump_dom, requires_chromium
 
@@ -54,8 +56,8 @@ def _tiny_unet() -> UNetGenerator:
 def test_per_image_values_and_means_match_the_metrics(tmp_path: Path) -> None:
     dataset = TinyPairs()
     result = evaluate(HalfFlip(), dataset, device="cpu", batch_size=2, progress=False)
-    fake = M.to_unit_range(0.5 * dataset.a.flip(-1))
-    real = M.to_unit_range(dataset.b)
+    fake = to_unit(0.5 * dataset.a.flip(-1)).clamp(0, 1)
+    real = to_unit(dataset.b).clamp(0, 1)
     assert result["num_images"] == 5 and result["metric_names"] == list(DEFAULT_METRICS)
     assert [row["path"] for row in result["per_image"]] == [f"pairs/{i:03d}.jpg" for i in range(5)]
     for name in DEFAULT_METRICS:
@@ -71,7 +73,7 @@ def test_input_is_item_a_and_direction_is_the_datasets(tmp_path: Path) -> None:
     dataset = TinyPairs(length=3)
     dataset.direction = "BtoA"
     result = evaluate(nn.Identity(), dataset, metrics=["mae"], device="cpu", progress=False)
-    expected = M.mae(M.to_unit_range(dataset.a), M.to_unit_range(dataset.b))
+    expected = M.mae(to_unit(dataset.a).clamp(0, 1), to_unit(dataset.b).clamp(0, 1))
     assert [row["mae"] for row in result["per_image"]] == pytest.approx(expected.tolist())
     assert result["direction"] == "BtoA"
     with pytest.raises(TypeError, match="direction"):
@@ -152,7 +154,7 @@ def test_saved_images_feed_the_study_page(tmp_path: Path) -> None:
     target = sorted((tmp_path / "images" / "target").iterdir())
     assert [p.name for p in generated] == [p.name for p in target] == [f"{i:05d}_{i:03d}.png" for i in range(3)]
     saved = torch.from_numpy(np.array(Image.open(target[1]))).permute(2, 0, 1) / 255
-    assert torch.allclose(saved, M.to_unit_range(dataset.b[1]), atol=1 / 255)
+    assert torch.allclose(saved, to_unit(dataset.b[1]).clamp(0, 1), atol=1 / 255)
     trials = write_study_page(tmp_path / "images" / "target", tmp_path / "images" / "generated", tmp_path / "s.html")
     assert len(trials) == 6
     with pytest.raises(ValueError, match="out_dir"):
@@ -173,7 +175,7 @@ def test_fid_kid_and_lpips_with_stand_in_networks() -> None:
     assert result["metric_names"] == ["ssim", "lpips"]
     assert all(row["lpips"] > 0 for row in result["per_image"])
     dataset = TinyPairs(length=6)
-    fid = M.fid(M.to_unit_range(dataset.b), M.to_unit_range(0.5 * dataset.a.flip(-1)), feature=TinyFeatures())
+    fid = M.fid(to_unit(dataset.b).clamp(0, 1), to_unit(0.5 * dataset.a.flip(-1)).clamp(0, 1), feature=TinyFeatures())
     assert result["metrics"]["fid"] == pytest.approx(float(fid), rel=1e-4)
 
 

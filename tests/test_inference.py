@@ -12,8 +12,9 @@ from torch import nn
 
 from pix2pix_lib import UNetGenerator
 from pix2pix_lib.cli import main
-from pix2pix_lib.inference import DEFAULT_NORM_MODE, inference_norm, translate
-from pix2pix_lib.pretrained import HugGANGenerator, TaskMetadata
+from pix2pix_lib.inference import translate
+from pix2pix_lib.models import HugGANGenerator, TaskMetadata
+from pix2pix_lib.norm_modes import DEFAULT_NORM_MODE, inference_norm
 
 from .fake_hub import isolate_hub
 

@@ -12,6 +12,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
 from pix2pix_lib import metrics as M
+from pix2pix_lib.pixels import check_pixel_range, from_unit, to_unit
 
 
 def _pair(seed: int, shape: tuple[int, ...], noise: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,9 +177,25 @@ def test_reduction_mean_is_mean_of_per_image_values() -> None:
         M.psnr(preds, target, reduction="sum")  # type: ignore[arg-type]
 
 
-def test_to_unit_range() -> None:
+def test_pixel_ranges_round_trip() -> None:
     x = torch.tensor([-1.5, -1.0, 0.0, 1.0, 2.0])
-    assert M.to_unit_range(x).tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    assert to_unit(x).clamp(0, 1).tolist() == [0.0, 0.0, 0.5, 1.0, 1.0]
+    assert to_unit(torch.tensor([0.0, 127.5, 255.0]), (0.0, 255.0)).tolist() == [0.0, 0.5, 1.0]
+    y = torch.rand(10)
+    assert torch.allclose(to_unit(from_unit(y, (-3.0, 5.0)), (-3.0, 5.0)), y)
+    with pytest.raises(ValueError, match="black < white"):
+        check_pixel_range((1.0, -1.0), "input_range")
+
+
+def test_sharpness_ratio_is_one_for_the_target_and_low_for_a_blurred_copy() -> None:
+    image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    blurred = torch.nn.functional.avg_pool2d(image, 5, stride=1, padding=2, count_include_pad=False)
+    assert torch.allclose(M.sharpness_ratio(image, image), torch.ones(2))
+    ratio = M.sharpness_ratio(blurred, image)
+    assert ratio.shape == (2,) and bool((ratio < 0.2).all())
+    noisy = (image + 0.3 * torch.rand_like(image)).clamp(0, 1)
+    assert bool((M.sharpness_ratio(noisy, blurred) > 1).all())
+    assert "sharpness" in M.DEFAULT_METRICS and M.METRICS["sharpness"].function is M.sharpness_ratio
 
 
 def test_bad_inputs_name_the_metric_and_shapes() -> None:

@@ -14,13 +14,8 @@ from PIL import Image
 
 from pix2pix_lib import UNetGenerator
 from pix2pix_lib.inference import translate
-from pix2pix_lib.pretrained import (
-    HugGANGenerator,
-    TaskMetadata,
-    get_pretrained_info,
-    load_pretrained,
-    publish,
-)
+from pix2pix_lib.models import HugGANGenerator, TaskMetadata
+from pix2pix_lib.pretrained import get_pretrained_info, load_pretrained
 
 from .fake_hub import FakeHub, isolate_hub, populate_cache
 from .reference_networks import ReferenceHugGANGenerator, randomize
@@ -210,7 +205,7 @@ def test_bare_weights_repo_and_missing_files_on_loopback_hub(tmp_path, monkeypat
 
 
 # --- publishing -----------------------------------------------------------------------------------------
-def test_publish_uploads_config_weights_and_card(tmp_path, monkeypatch):
+def test_push_to_hub_uploads_config_weights_and_card(tmp_path, monkeypatch):
     isolate_hub(monkeypatch, tmp_path / "hf-home")
     uploaded: dict[str, bytes] = {}
 
@@ -229,16 +224,17 @@ def test_publish_uploads_config_weights_and_card(tmp_path, monkeypatch):
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
     model = _tiny_unet(seed=8)
 
-    assert publish(model, "me/tiny") == "https://example.invalid/me/tiny/commit/1"
+    model.task = TaskMetadata(direction="BtoA", input_domain="label map", output_domain="photo")
+    assert model.push_to_hub("me/tiny") == "https://example.invalid/me/tiny/commit/1"
     assert sorted(uploaded) == ["README.md", "config.json", "model.safetensors"]
     assert 'model="me/tiny"' in uploaded["README.md"].decode()
     folder = tmp_path / "download"
     folder.mkdir()
     for name, content in uploaded.items():
         (folder / name).write_bytes(content)
-    assert _same_outputs(model, load_pretrained(folder, device="cpu"))
-    with pytest.raises(TypeError, match="cannot be published"):
-        publish(torch.nn.Conv2d(3, 3, 1), "me/conv")
+    loaded = load_pretrained(folder, device="cpu")
+    assert _same_outputs(model, loaded)
+    assert loaded.task == model.task
 
 
 @pytest.mark.slow

@@ -9,15 +9,14 @@ import torch
 
 from pix2pix_lib import UNetGenerator
 from pix2pix_lib.cli import main
+from pix2pix_lib.models import CheckpointError, HugGANGenerator
 from pix2pix_lib.pretrained import (
-    CheckpointError,
-    HugGANGenerator,
     convert_checkpoint,
     detect_layout,
     generator_from_state_dict,
     load_pretrained,
 )
-from pix2pix_lib.pretrained.metadata import TaskMetadata
+from pix2pix_lib.models import TaskMetadata
 
 from .fake_hub import isolate_hub
 from .reference_networks import ReferenceHugGANGenerator, ReferenceUnetGenerator, randomize

@@ -10,14 +10,9 @@ import torch
 from safetensors.torch import save_file
 
 from pix2pix_lib import UNetGenerator
-from pix2pix_lib.pretrained import (
-    PRETRAINED,
-    CheckpointError,
-    get_pretrained_info,
-    list_pretrained,
-    load_pretrained,
-    read_state_dict,
-)
+from pix2pix_lib.models import CheckpointError
+from pix2pix_lib.models.state_dict import read_state_dict
+from pix2pix_lib.pretrained import PRETRAINED, get_pretrained_info, list_pretrained, load_pretrained
 
 from .fake_hub import isolate_hub
 

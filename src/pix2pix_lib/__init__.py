@@ -19,11 +19,13 @@ _EXPORTS = {
     "available_devices": ".devices",
     "select_device": ".devices",
     "evaluate": ".evaluation",
-    "DEFAULT_NORM_MODE": ".inference",
-    "inference_norm": ".inference",
     "translate": ".inference",
+    "CheckpointError": ".models",
     "PatchDiscriminator": ".models",
+    "TaskMetadata": ".models",
     "UNetGenerator": ".models",
+    "DEFAULT_NORM_MODE": ".norm_modes",
+    "inference_norm": ".norm_modes",
     "list_pretrained": ".pretrained",
     "load_pretrained": ".pretrained",
     "Pix2PixTrainer": ".training",
@@ -50,7 +52,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .data import PairedImageDataset, SyntheticPairs, download_dataset  # noqa: F401
     from .devices import available_devices, select_device  # noqa: F401
     from .evaluation import evaluate  # noqa: F401
-    from .inference import DEFAULT_NORM_MODE, inference_norm, translate  # noqa: F401
-    from .models import PatchDiscriminator, UNetGenerator  # noqa: F401
+    from .inference import translate  # noqa: F401
+    from .models import CheckpointError, PatchDiscriminator, TaskMetadata, UNetGenerator  # noqa: F401
+    from .norm_modes import DEFAULT_NORM_MODE, inference_norm  # noqa: F401
     from .pretrained import list_pretrained, load_pretrained  # noqa: F401
     from .training import Pix2PixTrainer, TrainConfig  # noqa: F401

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Literal
 
 import torch
 
@@ -10,6 +11,7 @@ __all__ = [
     "PRECISIONS",
     "DeviceLike",
     "Precision",
+    "autocast",
     "available_devices",
     "fast_precision",
     "resolve_precision",
@@ -103,3 +105,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not supported; choose one of {', '.join(PRECISIONS)}")
     return fast_precision(device) if precision == "auto" else precision
+
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
+    """The autocast context for ``precision`` on ``device`` (``"auto"`` resolved); a no-op for fp32.
+
+    The one place that turns a precision name into autocast: the trainer, :func:`translate`,
+    :func:`evaluate` and the benchmarks all enter this.
+    """
+    precision = resolve_precision(precision, device)
+    dtype = _AUTOCAST_DTYPES.get(precision)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageLoadError", "is_image_file", "read_image", "to_channels"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageLoadError", "canonical_image", "is_image_file", "read_image", "to_channels"]
 
 #: File name suffixes (lower case) treated as images when listing a folder; other files are ignored.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -69,7 +69,7 @@ def read_image(path: str | os.PathLike) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.load()
-                return _to_canonical_mode(image)
+                return canonical_image(image)
     except FileNotFoundError:
         raise
     except Image.DecompressionBombWarning as error:
@@ -96,7 +96,9 @@ def to_channels(image: Image.Image, channels: int) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
-def _to_canonical_mode(image: Image.Image) -> Image.Image:
+def canonical_image(image: Image.Image) -> Image.Image:
+    """A decoded Pillow image of any mode as 8-bit ``"L"`` or ``"RGB"`` by the rules in the module docs
+    (alpha composited on white, 16-bit scaled): what :func:`read_image` returns, for images already in memory."""
     mode = image.mode
     if mode in ("L", "RGB"):
         return image.copy() if "transparency" not in image.info else _composite_on_white(image)

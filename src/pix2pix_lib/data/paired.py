@@ -35,16 +35,12 @@ from .image_io import (
     read_image,
     to_channels,
 )
-from .transforms import (
-    PairedTransformConfig,
-    Preprocess,
-    build_paired_transform,
-    to_model_range,
-)
+from ..models.task import Direction, check_direction
+from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, check_pixel_range, uint8_to_range
+from .transforms import PairedTransformConfig, Preprocess, build_paired_transform
 
 __all__ = ["PairFiles", "PairedImageDataset", "find_pairs"]
 
-Direction = Literal["AtoB", "BtoA"]
 OnError = Literal["raise", "skip"]
 _MAX_NAMES_IN_ERROR = 10
 
@@ -62,7 +58,7 @@ class PairFiles:
 
 
 class PairedImageDataset(Dataset):
-    """Image pairs from a folder, as ``{"A": input, "B": target, "path": str}`` float32 CHW in ``[-1, 1]``.
+    """Image pairs from a folder, as ``{"A": input, "B": target, "path": str}`` float32 CHW in ``value_range``.
 
     ``"A"`` is always the model's input after ``direction``: for facades (photo left, label map right)
     ``direction="BtoA"`` makes ``"A"`` the label map. ``"path"`` is the aligned file, or the input's
@@ -85,6 +81,9 @@ class PairedImageDataset(Dataset):
         in_channels: channels of ``"A"`` (1 or 3); images are converted by the rules in
             :mod:`pix2pix_lib.data.image_io`.
         out_channels: channels of ``"B"`` (1 or 3).
+        value_range: the pixel values of black and white in the items (default ``(-1, 1)``, the
+            paper's tanh range); the trainer records it in the generator's
+            :class:`~pix2pix_lib.TaskMetadata`.
         on_error: ``"raise"``: an unreadable image raises :class:`ImageLoadError` naming the file, and
             a file without a partner raises :class:`ValueError`. ``"skip"``: files without partners are
             left out with a warning; an unreadable pair is reported with a warning the first time it is
@@ -109,9 +108,9 @@ class PairedImageDataset(Dataset):
         in_channels: int = 3,
         out_channels: int = 3,
         on_error: OnError = "raise",
+        value_range: PixelRange = DEFAULT_PIXEL_RANGE,
     ) -> None:
-        if direction not in ("AtoB", "BtoA"):
-            raise ValueError(f"direction={direction!r} must be 'AtoB' or 'BtoA'")
+        check_direction(direction)
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error={on_error!r} must be 'raise' or 'skip'")
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
@@ -124,6 +123,7 @@ class PairedImageDataset(Dataset):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.on_error: OnError = on_error
+        self.value_range = check_pixel_range(value_range, "value_range")
         self.transform_config = PairedTransformConfig(
             preprocess=preprocess or ("resize_and_crop" if train else "resize"),
             load_size=load_size,
@@ -179,7 +179,7 @@ class PairedImageDataset(Dataset):
         a = tv_tensors.Image(to_channels(source, self.in_channels))
         b = tv_tensors.Image(to_channels(target, self.out_channels))
         a, b = self.transform(a, b)
-        return {"A": to_model_range(a), "B": to_model_range(b), "path": str(path)}
+        return {"A": uint8_to_range(a, self.value_range), "B": uint8_to_range(b, self.value_range), "path": str(path)}
 
     def drop_unreadable(self, progress: bool = True) -> list[ImageLoadError]:
         """Decode every pair once and remove the unreadable ones; returns their errors (no warnings)."""

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..pixels import DEFAULT_PIXEL_RANGE, from_unit
+
 __all__ = ["SyntheticPairs"]
 
 #: Flat label colours (RGB in [0, 1]); index 0 is the background class.
@@ -65,6 +67,8 @@ class SyntheticPairs(Dataset):
 
     in_channels = 3
     out_channels = 3
+    direction = "AtoB"  # "A" (the input) is the label map
+    value_range = DEFAULT_PIXEL_RANGE
 
     def __init__(
         self,
@@ -161,4 +165,4 @@ def render(classes: np.ndarray) -> np.ndarray:
 
 def _to_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, C) in [0, 1] -> float32 (C, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().mul_(2).sub_(1)
+    return from_unit(torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), DEFAULT_PIXEL_RANGE)

@@ -17,7 +17,8 @@ horizontal flip) plus the optional vertical flip and small rotations aerial-imag
 Training then adds (each optional): rotation by a uniform angle in ``[-rotate_degrees, rotate_degrees]``
 (applied before the crop, so the crop cuts away most of the filled corners; the rest is black),
 horizontal flip (p=0.5) and vertical flip (p=0.5). Resizing is bicubic with antialiasing, as in the
-reference implementation. Output values stay uint8; :func:`to_model_range` maps them to ``[-1, 1]``.
+reference implementation. Output values stay uint8; :func:`pix2pix_lib.pixels.uint8_to_range` maps
+them to the model's range.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 from torchvision.transforms import v2
 
-__all__ = ["PREPROCESS_MODES", "PairedTransformConfig", "build_paired_transform", "to_model_range"]
+__all__ = ["PREPROCESS_MODES", "PairedTransformConfig", "build_paired_transform"]
 
 Preprocess = Literal["resize_and_crop", "resize", "crop", "none"]
 PREPROCESS_MODES: tuple[str, ...] = ("resize_and_crop", "resize", "crop", "none")
@@ -91,8 +91,3 @@ def build_paired_transform(config: PairedTransformConfig, train: bool) -> v2.Com
     if train and config.vflip:
         steps.append(v2.RandomVerticalFlip(p=0.5))
     return v2.Compose(steps or [v2.Identity()])
-
-
-def to_model_range(image: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[0, 255]`` -> plain float32 tensor in ``[-1, 1]`` (the generator's tanh range)."""
-    return image.as_subclass(torch.Tensor).to(torch.float32).div_(127.5).sub_(1.0)

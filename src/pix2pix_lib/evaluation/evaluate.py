@@ -6,66 +6,63 @@ also writes ``metrics.json``, ``per_image.csv`` and ``report.html`` (see :mod:`.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
 from .. import metrics as M
+from ..data.image_io import ImageLoadError
 from ..devices import DeviceLike, select_device
-from ..inference import inference_norm, resolve_norm_mode
+from ..norm_modes import inference_norm, resolve_norm_mode
+from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, from_unit, to_unit
 
-__all__ = [
-    "ALL_METRICS",
-    "DEFAULT_METRICS",
-    "HIGHER_IS_BETTER",
-    "evaluate",
-]
-
-#: Per-image metrics computed when ``metrics`` is not given (no weights needed).
-DEFAULT_METRICS: tuple[str, ...] = ("psnr", "ssim", "mse", "mae", "uqi", "vif")
-#: Every name ``evaluate`` understands. ``lpips`` is per image; ``fid`` and ``kid`` are per dataset.
-ALL_METRICS: tuple[str, ...] = (*DEFAULT_METRICS, "lpips", "fid", "kid")
-#: Direction of "better" for each per-image metric (the report sorts worst first).
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "psnr": True,
-    "ssim": True,
-    "uqi": True,
-    "vif": True,
-    "mse": False,
-    "mae": False,
-    "lpips": False,
-}
-_DATASET_METRICS = ("fid", "kid")
+__all__ = ["evaluate"]
 
 
+class _CountOnce(Dataset):
+    """A dataset with ``on_error="skip"`` seen as every index once: unreadable pairs give ``None``.
 
-@contextlib.contextmanager
-def _inference(generator: nn.Module, norm_mode: str | None) -> Iterator[str]:
-    """Put ``generator`` in its test-time configuration for the block; yields the mode used.
-
-    :func:`pix2pix_lib.inference.inference_norm` (modes ``"running"``, ``"per_image"``, ``"paper"``)
-    restores every submodule's train/eval state afterwards.
+    :class:`~pix2pix_lib.data.PairedImageDataset` replaces an unreadable pair by the next readable
+    one (right for training); for scoring, each image must count exactly once, so the unreadable
+    ones are left out here and listed in the result.
     """
-    mode = resolve_norm_mode(norm_mode, generator)  # same rule as translate()
-    with inference_norm(generator, mode), torch.inference_mode():
-        yield mode
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        try:
+            return self.dataset.load_pair(index)  # type: ignore[attr-defined]
+        except ImageLoadError as error:
+            return {"skipped": str(error)}
 
 
-def _check_metrics(metrics: Sequence[str]) -> list[str]:
-    if isinstance(metrics, str):
-        metrics = [metrics]
-    names = [name.strip().lower() for name in metrics]
-    unknown = [name for name in names if name not in ALL_METRICS]
-    if unknown or not names:
-        raise ValueError(f"unknown metric(s) {unknown or metrics!r}; choose from {', '.join(ALL_METRICS)}")
-    return list(dict.fromkeys(names))
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    good = [item for item in items if "skipped" not in item]
+    batch = default_collate(good) if good else {}
+    batch["skipped"] = [item["skipped"] for item in items if "skipped" in item]
+    return batch
+
+
+def _check_direction(generator: nn.Module, dataset: Dataset) -> str | None:
+    """The dataset's direction, after checking it against the one the generator was trained for."""
+    dataset_direction = getattr(dataset, "direction", None)
+    trained = getattr(getattr(generator, "task", None), "direction", None)
+    if trained is not None and dataset_direction is not None and trained != dataset_direction:
+        raise ValueError(
+            f"the generator was trained {trained} (its task.direction) but the dataset gives {dataset_direction} "
+            f"pairs: the input would be the wrong half; build the dataset with direction={trained!r}"
+        )
+    return dataset_direction or trained
 
 
 def _batch_tensor(batch: dict[str, Any], key: str, index: int) -> Tensor:
@@ -81,7 +78,7 @@ def _batch_tensor(batch: dict[str, Any], key: str, index: int) -> Tensor:
 def evaluate(
     generator: nn.Module,
     dataset: Dataset,
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] = M.DEFAULT_METRICS,
     device: DeviceLike = "auto",
     batch_size: int = 8,
     out_dir: str | Path | None = None,
@@ -98,17 +95,21 @@ def evaluate(
     """Translate every input of ``dataset`` with ``generator`` and score it against the target.
 
     Args:
-        generator: maps ``[-1, 1]`` inputs to ``[-1, 1]`` outputs of the target's shape.
-        dataset: items ``{"A": (C, H, W), "B": (C, H, W), "path": str}`` in ``[-1, 1]``, such as
-            :class:`pix2pix_lib.data.PairedImageDataset`; ``"A"`` is the input and ``"B"`` the target
-            (the dataset's ``direction`` already decided which half is which).
-        metrics: names from :data:`ALL_METRICS`. Per-image ones get a value per image and a mean;
+        generator: maps inputs in its ``task.input_range`` to outputs in its ``task.output_range``
+            (``(-1, 1)`` when it has no task) of the target's shape.
+        dataset: items ``{"A": (C, H, W), "B": (C, H, W), "path": str}`` in the dataset's
+            ``value_range`` (default ``(-1, 1)``), such as :class:`pix2pix_lib.data.PairedImageDataset`;
+            ``"A"`` is the input and ``"B"`` the target. The dataset's ``direction`` decides which
+            half is which, and must agree with the generator's ``task.direction`` when both are known
+            (else :class:`ValueError`). With ``on_error="skip"`` unreadable pairs are left out
+            (listed in ``"skipped"``) and every other image counts once.
+        metrics: names from :data:`pix2pix_lib.metrics.METRICS`. Per-image ones get a value per image and a mean;
             ``fid`` and ``kid`` (KID mean and std) are computed once over the dataset.
         device: where the generator and metrics run (``"auto"`` picks CUDA, MPS, then CPU).
         batch_size: images per forward pass.
         out_dir: when given, write ``metrics.json``, ``per_image.csv`` and ``report.html`` there.
-        norm_mode: how normalisation layers behave at test time (see :mod:`pix2pix_lib.inference`);
-            ``None`` uses its default.
+        norm_mode: how normalisation layers behave at test time (see :mod:`pix2pix_lib.norm_modes`);
+            ``None``: the generator's ``task.recommended_norm_mode``, else the library default.
         feature_extractor: feature network for FID/KID (``None``: the standard Inception weights).
         lpips_net: LPIPS backbone name or a module from :func:`pix2pix_lib.metrics.lpips_network`.
         kid_subset_size: KID subset size (lowered to the number of images when there are fewer).
@@ -122,21 +123,24 @@ def evaluate(
 
     Returns:
         ``{"metrics": {name: dataset mean}, "per_image": [{"index", "path", name: value, ...}],
-        "num_images", "direction", "norm_mode", "device", "seconds", "images_per_second",
+        "num_images", "skipped", "direction", "norm_mode", "device", "seconds", "images_per_second",
         "metric_names", "files"}``. Means are means of per-image values (PSNR is averaged per image).
     """
-    names = _check_metrics(metrics)
+    names = M.check_metric_names(metrics)
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("evaluate(): the dataset is empty")
     if save_images and out_dir is None:
         raise ValueError("save_images=True needs out_dir to write the images to")
-    source_key, target_key = "A", "B"
-    direction = getattr(dataset, "direction", None)  # recorded in the results when the dataset knows it
+    direction = _check_direction(generator, dataset)
+    task = getattr(generator, "task", None)
+    input_range: PixelRange = getattr(task, "input_range", DEFAULT_PIXEL_RANGE)
+    output_range: PixelRange = getattr(task, "output_range", DEFAULT_PIXEL_RANGE)
+    data_range: PixelRange = getattr(dataset, "value_range", output_range)
     run_device = select_device(device)
     generator = generator.to(run_device)
-    per_image_names = [name for name in names if name not in _DATASET_METRICS]
+    per_image_names = [name for name in names if M.METRICS[name].per_image or name == "lpips"]
 
     lpips_model = None
     if "lpips" in names:
@@ -152,56 +156,67 @@ def evaluate(
     if collect_images:
         from .report import encode_jpeg, save_png
 
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    skip_unreadable = getattr(dataset, "on_error", "raise") == "skip" and hasattr(dataset, "load_pair")
+    source_dataset = _CountOnce(dataset) if skip_unreadable else dataset
+    loader = DataLoader(
+        source_dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        collate_fn=_collate if skip_unreadable else None,
+    )  # fmt: skip
     rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
     started = time.perf_counter()
-    total = len(dataset)  # type: ignore[arg-type]
-    with _inference(generator, norm_mode) as used_mode, tqdm(
-        total=total, desc="evaluate", unit="img", disable=not progress
+    mode = resolve_norm_mode(norm_mode, generator)  # the same rule as translate()
+    with inference_norm(generator, mode), torch.inference_mode(), tqdm(
+        total=len(dataset), desc="evaluate", unit="img", disable=not progress  # type: ignore[arg-type]
     ) as bar:
         for batch_index, batch in enumerate(loader):
-            source = _batch_tensor(batch, source_key, batch_index).to(run_device)
-            target = _batch_tensor(batch, target_key, batch_index).to(run_device)
-            output = generator(source)
+            skipped += batch.pop("skipped", [])
+            if not batch:
+                continue
+            source = _batch_tensor(batch, "A", batch_index).to(run_device)
+            target = _batch_tensor(batch, "B", batch_index).to(run_device)
+            source01 = to_unit(source, data_range)
+            output = generator(from_unit(source01, input_range) if data_range != input_range else source)
             if output.shape != target.shape:
                 raise ValueError(
                     f"generator output {tuple(output.shape)} does not match target {tuple(target.shape)} "
                     f"in batch {batch_index}; check the dataset's direction and the generator's channels"
                 )
-            fake01, real01 = M.to_unit_range(output.float()), M.to_unit_range(target.float())
-            values = {name: M.PAIRED_METRICS[name](fake01, real01).cpu() for name in per_image_names if name != "lpips"}
+            fake01 = to_unit(output, output_range).clamp(0, 1)
+            real01 = to_unit(target, data_range).clamp(0, 1)
+            values = {
+                name: M.METRICS[name].function(fake01, real01).cpu()  # type: ignore[misc]
+                for name in per_image_names
+                if name != "lpips"
+            }
             if lpips_model is not None:
                 values["lpips"] = M.lpips(fake01, real01, network=lpips_model).cpu()
-            if fid_metric is not None:
-                fid_metric.update(real01, real=True)
-                fid_metric.update(fake01, real=False)
-            if kid_metric is not None:
-                kid_metric.update(real01, real=True)
-                kid_metric.update(fake01, real=False)
+            for metric in (fid_metric, kid_metric):
+                if metric is not None:
+                    metric.update(real01, real=True)
+                    metric.update(fake01, real=False)
             paths = batch.get("path", [None] * source.shape[0])
             for offset in range(source.shape[0]):
                 index = len(rows)
                 path = paths[offset] if paths[offset] is not None else f"item {index}"
                 numbers = {name: float(values[name][offset]) for name in per_image_names}
                 rows.append({"index": index, "path": str(path), **numbers})
-            if collect_images:
-                source01 = M.to_unit_range(source.float())
-                for offset in range(source.shape[0]):
+                if collect_images:
                     triplets.append(
-                        (encode_jpeg(source01[offset]), encode_jpeg(fake01[offset]), encode_jpeg(real01[offset]))
+                        (encode_jpeg(source01[offset].clamp(0, 1)), encode_jpeg(fake01[offset]), encode_jpeg(real01[offset]))
                     )
-                    if save_images:
-                        row = rows[len(rows) - source.shape[0] + offset]
-                        name = f"{row['index']:05d}_{Path(row['path']).stem}.png"
-                        save_png(fake01[offset], Path(out_dir) / "images" / "generated" / name)
-                        save_png(real01[offset], Path(out_dir) / "images" / "target" / name)
-            bar.update(source.shape[0])
+                if save_images:
+                    name = f"{index:05d}_{Path(str(path)).stem}.png"
+                    save_png(fake01[offset], Path(out_dir) / "images" / "generated" / name)  # type: ignore[arg-type]
+                    save_png(real01[offset], Path(out_dir) / "images" / "target" / name)  # type: ignore[arg-type]
+            bar.update(len(rows) + len(skipped) - bar.n)
     seconds = time.perf_counter() - started
+    if not rows:
+        raise ValueError(f"evaluate(): no readable pair in the dataset ({len(skipped)} skipped)")
 
     means: dict[str, float] = {}
     for name in per_image_names:
-        column = torch.tensor([row[name] for row in rows], dtype=torch.float64)
-        means[name] = float(column.mean())
+        means[name] = float(torch.tensor([row[name] for row in rows], dtype=torch.float64).mean())
     if fid_metric is not None:
         means["fid"] = float(fid_metric.compute())
     if kid_metric is not None:
@@ -214,8 +229,9 @@ def evaluate(
         "per_image": rows,
         "metric_names": per_image_names,
         "num_images": len(rows),
+        "skipped": skipped,
         "direction": direction,
-        "norm_mode": used_mode,
+        "norm_mode": mode,
         "device": str(run_device),
         "seconds": seconds,
         "images_per_second": len(rows) / seconds if seconds > 0 else float("inf"),

@@ -22,25 +22,12 @@ from PIL import Image
 from torch import Tensor
 
 from ..atomic_io import write_bytes_atomically, write_text_atomically
+from ..metrics import METRICS
 
 __all__ = ["REPORT_FILES", "encode_jpeg", "render_html", "save_png", "write_report"]
 
 #: File names :func:`write_report` writes inside ``out_dir``.
 REPORT_FILES = {"metrics": "metrics.json", "per_image": "per_image.csv", "report": "report.html"}
-
-_DEFINITIONS = {
-    "psnr": "PSNR, dB, 10·log10(1/MSE) per image on [0, 1] data, then averaged (higher is better)",
-    "ssim": "SSIM, Wang et al. 2004: Gaussian window 11, σ 1.5, K1 0.01, K2 0.03, valid window positions",
-    "mse": "mean squared error on [0, 1] data (lower is better)",
-    "mae": "mean absolute error (L1) on [0, 1] data (lower is better)",
-    "uqi": "universal quality index, Wang & Bovik 2002 (SSIM with C1 = C2 = 0), Gaussian 11 / 1.5 window",
-    "vif": "pixel-domain VIF (VIF-P), Sheikh & Bovik 2006, σ_n² = 2 on the 0–255 scale",
-    "lpips": "LPIPS v0.1, Zhang et al. 2018 (lower is better)",
-    "fid": "Fréchet Inception distance over the dataset (lower is better)",
-    "kid_mean": "kernel Inception distance, mean over subsets (lower is better)",
-    "kid_std": "kernel Inception distance, standard deviation over subsets",
-}
-
 
 def _to_pil(image01: Tensor) -> Image.Image:
     array = (image01.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
@@ -81,11 +68,9 @@ def _json_safe(value: Any) -> Any:
 
 
 def _worst_first(rows: list[dict[str, Any]], metric: str | None) -> list[dict[str, Any]]:
-    from .evaluate import HIGHER_IS_BETTER
-
     if metric is None:
         return list(rows)
-    higher_better = HIGHER_IS_BETTER.get(metric, True)
+    higher_better = METRICS[metric].higher_is_better if metric in METRICS else True
 
     def key(row: dict[str, Any]) -> float:
         value = row[metric]
@@ -103,6 +88,12 @@ def _js_number(value: float) -> str:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return repr(float(value))
+
+
+def _definition(name: str) -> str:
+    """The registry's definition of a result column (``kid_mean``/``kid_std`` belong to ``kid``)."""
+    metric = METRICS.get(name) or METRICS.get(name.rsplit("_", 1)[0])
+    return metric.description if metric is not None else ""
 
 
 def _format(value: float) -> str:
@@ -128,7 +119,7 @@ def write_report(
     rows: list[dict[str, Any]] = result["per_image"]
 
     summary = {key: value for key, value in result.items() if key not in ("per_image", "files")}
-    summary["metric_definitions"] = {name: _DEFINITIONS[name] for name in result["metrics"] if name in _DEFINITIONS}
+    summary["metric_definitions"] = {name: _definition(name) for name in result["metrics"]}
     summary["averaging"] = "means of per-image values (PSNR averaged per image)"
     metrics_path = write_text_atomically(out / REPORT_FILES["metrics"], json.dumps(_json_safe(summary), indent=2) + "\n")
 
@@ -147,20 +138,18 @@ def render_html(
     result: dict[str, Any], triplets: Sequence[tuple[bytes, bytes, bytes]] = (), max_images: int | None = 500
 ) -> str:
     """The self-contained HTML report (see :func:`write_report`)."""
-    from .evaluate import HIGHER_IS_BETTER
-
     names: list[str] = list(result.get("metric_names", []))
     ordered = _worst_first(result["per_image"], names[0] if names else None)
     limit = len(ordered) if max_images is None else max_images
 
     summary_rows = "".join(
         f"<tr><th>{html.escape(name)}</th><td>{_format(value)}</td>"
-        f"<td class='def'>{html.escape(_DEFINITIONS.get(name, ''))}</td></tr>"
+        f"<td class='def'>{html.escape(_definition(name))}</td></tr>"
         for name, value in result["metrics"].items()
     )
     header_cells = []
     for name in names:
-        higher_better = HIGHER_IS_BETTER.get(name, True)
+        higher_better = METRICS[name].higher_is_better if name in METRICS else True
         header_cells.append(
             f"<th class='sortable num' data-key='{html.escape(name)}' data-higher-better='{int(higher_better)}'"
             f" title='click to sort'>{html.escape(name)} {'↑' if higher_better else '↓'}</th>"

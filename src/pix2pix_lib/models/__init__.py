@@ -1,6 +1,30 @@
-"""The pix2pix networks: the U-Net generator and the PatchGAN discriminator."""
+"""Every architecture, and the one model format they share.
+
+* :class:`UNetGenerator` -- the paper's U-Net; :class:`HugGANGenerator` -- the HugGAN community's U-Net;
+  :class:`PatchDiscriminator` -- the (conditional) PatchGAN.
+* :class:`TaskMetadata` -- what a generator does: direction, domains, pixel ranges, norm mode.
+* :mod:`.hub_mixin` -- ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` on every model;
+  :mod:`.state_dict` -- weights files and strict loading (:class:`CheckpointError`);
+  :mod:`.registry` -- architecture names, the only way a file picks a class.
+"""
 
 from .discriminator import PatchDiscriminator
 from .generator import UNetGenerator, pad_to_multiple
+from .huggan import HugGANGenerator
+from .registry import MODEL_CLASSES, build_model, register_model
+from .state_dict import CheckpointError
+from .task import DIRECTIONS, Direction, TaskMetadata
 
-__all__ = ["PatchDiscriminator", "UNetGenerator", "pad_to_multiple"]
+__all__ = [
+    "DIRECTIONS",
+    "MODEL_CLASSES",
+    "CheckpointError",
+    "Direction",
+    "HugGANGenerator",
+    "PatchDiscriminator",
+    "TaskMetadata",
+    "UNetGenerator",
+    "build_model",
+    "pad_to_multiple",
+    "register_model",
+]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .hub_mixin import PretrainedMixin
 from .layers import NormName, check_norm, conv_bias, init_pix2pix_weights, make_norm
 
 __all__ = ["PatchDiscriminator"]
 
 
-class PatchDiscriminator(nn.Module):
+class PatchDiscriminator(nn.Module, PretrainedMixin, architecture="patchgan"):
     """Scores each N x N patch of an (input, output) pair as real or fake.
 
     The default is the paper's 70x70 PatchGAN C64-C128-C256-C512 (2,768,705 parameters): for a
@@ -18,6 +19,7 @@ class PatchDiscriminator(nn.Module):
     ``n_layers`` sets the patch size as in the paper's study: 0 -> 1x1 PixelGAN, 1 -> 16x16,
     2 -> 34x34, 3 -> 70x70, 5 -> 286x286 (see :attr:`receptive_field`).
     Layer indices follow the reference implementation, so its discriminator checkpoints load as-is.
+    ``save_pretrained`` / ``from_pretrained`` work as for the generators (no model card).
 
     Args:
         in_channels: channels of input and output together (3 + 3 for RGB -> RGB).
@@ -25,6 +27,8 @@ class PatchDiscriminator(nn.Module):
         n_layers: number of stride-2 layers.
         norm: ``"batch"`` (paper), ``"instance"`` or ``"none"``.
     """
+
+    has_model_card = False
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..pretrained.hub_mixin import GeneratorHubMixin
+from .hub_mixin import PretrainedMixin
 from .layers import NormName, check_generator_options, check_norm, conv_bias, init_pix2pix_weights, make_norm
 
 __all__ = ["UNetGenerator", "pad_to_multiple"]
@@ -30,7 +30,7 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, t
     return F.pad(image, pads, mode="reflect" if reflectable else "replicate"), pads
 
 
-class UNetGenerator(nn.Module, GeneratorHubMixin, architecture="pix2pix-unet"):
+class UNetGenerator(nn.Module, PretrainedMixin, architecture="pix2pix-unet"):
     """U-Net with skip connections between mirrored encoder and decoder layers.
 
     The defaults are the paper's 256x256 generator: encoder C64-C128-C256-C512-C512-C512-C512-C512,
@@ -41,7 +41,7 @@ class UNetGenerator(nn.Module, GeneratorHubMixin, architecture="pix2pix-unet"):
     :func:`pad_to_multiple`) and the output is cropped back, so a 300x200 image gives a 300x200 image.
 
     ``save_pretrained(dir)``, ``from_pretrained(repo_id_or_dir, revision=None)`` and
-    ``push_to_hub(repo_id)`` come from :class:`~pix2pix_lib.pretrained.GeneratorHubMixin`:
+    ``push_to_hub(repo_id)`` come from :class:`~pix2pix_lib.models.hub_mixin.PretrainedMixin`:
     ``config.json`` (these arguments + ``task`` metadata) + ``model.safetensors`` + a model card.
 
     Args:

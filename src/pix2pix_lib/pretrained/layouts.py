@@ -12,7 +12,7 @@ Three layouts are known (see :data:`LAYOUTS`):
     network is the same as our ``UNetGenerator``, so the tensors are renamed and load unchanged.
 ``"huggan"``
     ``pytorch_model.bin`` of the HugGAN community models (``down1.model.0.weight`` ...
-    ``final.2.bias``), loaded into :class:`~pix2pix_lib.pretrained.huggan.HugGANGenerator`.
+    ``final.2.bias``), loaded into :class:`~pix2pix_lib.models.HugGANGenerator`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from ..models.generator import UNetGenerator
-from .checkpoints import CheckpointError, load_state_dict_strict, read_state_dict
-from .huggan import HugGANGenerator
-from .metadata import TaskMetadata
+from ..models.huggan import HugGANGenerator
+from ..models.state_dict import CheckpointError, load_state_dict_strict, read_state_dict
+from ..models.task import TaskMetadata
 
 __all__ = [
     "LAYOUTS",

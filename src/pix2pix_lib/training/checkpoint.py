@@ -1,267 +1,224 @@
-"""Training checkpoints: one folder per checkpoint, written atomically, with a ``latest`` pointer.
+"""Training checkpoints: folders written atomically in every case, a ``latest`` pointer, pruning that never
+loses the last good copy. The layout is described in :mod:`pix2pix_lib.pretrained.checkpoint_layout`.
 
-A checkpoint folder holds::
+Why it is crash-safe, step by step (:meth:`CheckpointManager.save`):
 
-    generator.safetensors      generator weights and buffers (safetensors, loadable without pickle)
-    discriminator.safetensors  discriminator weights and buffers
-    training_state.pt          optimizer, scheduler, grad-scaler and RNG states (read with weights_only=True)
-    config.json                the TrainConfig
-    checkpoint.json            counters (epoch, global step, step in epoch), model specs, format version
+1. the new checkpoint is written completely under ``checkpoints/.tmp-<id>`` and synced to disk;
+2. it is renamed to a name no other folder has -- ``step-N``, or ``step-N.1``, ``step-N.2`` ... when
+   step N is saved again -- so nothing that exists is ever replaced;
+3. ``latest`` is replaced atomically to name it: until then it names the previous, complete one;
+4. old folders are pruned by first renaming each to ``.trash-<id>`` (so it is no longer a checkpoint)
+   and then deleting it. Leftover ``.tmp-`` and ``.trash-`` folders are removed by the next save.
 
-The folder is assembled under a temporary name and renamed into place with :func:`os.replace`, and
-``latest`` (a one-line text file naming the newest folder) is replaced atomically afterwards, so a
-crash while saving never leaves a broken ``latest``. :class:`CheckpointManager` keeps the last K.
+A crash or kill at any point leaves ``latest`` naming a complete checkpoint.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import os
-import re
 import shutil
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from huggingface_hub import constants
 from torch import nn
 
-from ..atomic_io import write_atomically, write_text_atomically
+from ..atomic_io import write_text_atomically
+from ..models.hub_mixin import PretrainedMixin, read_config
+from ..models.registry import build_from_config
+from ..models.state_dict import CheckpointError, load_state_dict_strict, read_state_dict, save_state_dict
+from ..models.task import TaskMetadata
+from ..pretrained.checkpoint_layout import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    DISCRIMINATOR_DIR,
+    GENERATOR_DIR,
+    LATEST_FILE,
+    LEGACY_META_FILE,
+    TRAINER_META_FILE,
+    TRAINER_STATE_FILE,
+    is_checkpoint_folder,
+    resolve_checkpoint,
+)
+from ..pretrained.legacy import legacy_model, read_legacy_meta
 from .config import TrainConfig
 
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "Checkpoint",
-    "CheckpointManager",
-    "is_training_checkpoint",
-    "load_generator",
-    "build_model",
-    "load_module_weights",
-    "model_spec",
-    "read_checkpoint",
-    "resolve_checkpoint",
-    "save_module_weights",
-    "write_checkpoint",
-]
+__all__ = ["Checkpoint", "CheckpointManager", "check_trainer_state", "fill_checkpoint", "read_checkpoint", "write_checkpoint"]
 
-CHECKPOINT_FORMAT = 1
-GENERATOR_FILE = "generator.safetensors"
-DISCRIMINATOR_FILE = "discriminator.safetensors"
-STATE_FILE = "training_state.pt"
-CONFIG_FILE = "config.json"
-META_FILE = "checkpoint.json"
-LATEST_FILE = "latest"
-_NAME_PATTERN = re.compile(r"^step-(\d+)$")
-
-
-# --- model weights and constructor arguments --------------------------------------------------------
-def save_module_weights(module: nn.Module, path: str | os.PathLike) -> None:
-    """Write ``module.state_dict()`` (parameters and buffers) to a safetensors file."""
-    tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in module.state_dict().items()}
-    write_atomically(path, lambda temp: save_file(tensors, os.fspath(temp), metadata={"format": "pt"}))
-
-
-def load_module_weights(module: nn.Module, path: str | os.PathLike) -> None:
-    """Load a safetensors file from :func:`save_module_weights` into ``module`` (strict: names must match)."""
-    tensors = load_file(os.fspath(path))
-    try:
-        module.load_state_dict(tensors, strict=True)
-    except RuntimeError as error:
-        raise RuntimeError(f"{path}: weights do not fit {type(module).__name__}: {error}") from error
-
-
-def model_spec(module: nn.Module) -> dict[str, Any]:
-    """How to rebuild ``module``: ``{"class": "package.module:Class", "kwargs": {...} or None}``.
-
-    ``kwargs`` are read back from attributes named like the constructor's parameters (our models
-    store them all); they are None when that is not possible, and loading then needs the module.
-    """
-    cls = type(module)
-    spec: dict[str, Any] = {"class": f"{cls.__module__}:{cls.__qualname__}", "kwargs": None}
-    try:
-        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    except (TypeError, ValueError):
-        return spec
-    kwargs = {}
-    for parameter in parameters:
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        if not hasattr(module, parameter.name):
-            return spec
-        value = getattr(module, parameter.name)
-        try:
-            json.dumps(value)
-        except TypeError:
-            return spec
-        kwargs[parameter.name] = value
-    spec["kwargs"] = kwargs
-    return spec
-
-
-def build_model(spec: dict[str, Any], role: str = "model") -> nn.Module:
-    """Rebuild a module from :func:`model_spec` output; only pix2pix_lib's own classes are imported."""
-    class_path = spec.get("class", "?")
-    if not class_path.startswith("pix2pix_lib.") or spec.get("kwargs") is None:
-        raise ValueError(
-            f"the checkpoint's {role} is {class_path}, which pix2pix_lib cannot rebuild by itself; "
-            f"pass the module: Pix2PixTrainer.from_checkpoint(path, {role}=YourModule(...))"
-        )
-    module_name, _, qualname = class_path.partition(":")
-    target: Any = importlib.import_module(module_name)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    return target(**spec["kwargs"])
+_LEFTOVER_PREFIXES = (".tmp-", ".trash-")
 
 
 # --- one checkpoint folder ---------------------------------------------------------------------------
+def _save_model(module: nn.Module, folder: Path, task: TaskMetadata | None) -> None:
+    """The library's models as ``save_pretrained`` folders; any other module as weights + an informational config."""
+    if isinstance(module, PretrainedMixin):
+        previous = module.task
+        module.task = task if task is not None else previous
+        try:
+            module.save_pretrained(folder)
+        finally:
+            module.task = previous
+        return
+    folder.mkdir(parents=True)
+    save_state_dict(module.state_dict(), folder / constants.SAFETENSORS_SINGLE_FILE, {"format": "pt"})
+    config = {"architecture": None, "class": f"{type(module).__module__}.{type(module).__qualname__}"}
+    (folder / constants.CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def write_checkpoint(
+    directory: str | os.PathLike[str],
+    generator: nn.Module,
+    discriminator: nn.Module,
+    trainer_state: dict[str, Any],
+    meta: dict[str, Any],
+    task: TaskMetadata | None = None,
+) -> Path:
+    """Write one complete checkpoint at ``directory`` atomically (an existing one is replaced only once
+    the new one is complete; its old copy is moved to ``.trash-*`` first, never deleted before)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    temp = _new_temp(directory.parent)
+    old = None
+    try:
+        fill_checkpoint(temp, generator, discriminator, trainer_state, meta, task)
+        old = _trash(directory) if directory.exists() else None
+        os.rename(temp, directory)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        if old is not None and not directory.exists():
+            os.rename(old, directory)  # put the previous copy back
+        raise
+    _fsync_dir(directory.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def fill_checkpoint(
+    folder: Path,
+    generator: nn.Module,
+    discriminator: nn.Module,
+    trainer_state: dict[str, Any],
+    meta: dict[str, Any],
+    task: TaskMetadata | None,
+) -> None:
+    _save_model(generator, folder / GENERATOR_DIR, task)
+    _save_model(discriminator, folder / DISCRIMINATOR_DIR, None)
+    torch.save(trainer_state, folder / TRAINER_STATE_FILE)
+    meta = {"format": CHECKPOINT_FORMAT, **meta}
+    (folder / TRAINER_META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    _fsync_tree(folder)
+
+
 @dataclass
 class Checkpoint:
-    """A checkpoint folder read back: its paths, config, counters and model specs."""
+    """A checkpoint folder read back: its config, counters and metadata; models and state load on demand."""
 
     directory: Path
     config: TrainConfig
     meta: dict[str, Any]
 
     @property
-    def generator_path(self) -> Path:
-        return self.directory / GENERATOR_FILE
+    def format(self) -> int:
+        return int(self.meta.get("format", CHECKPOINT_FORMAT))
 
     @property
-    def discriminator_path(self) -> Path:
-        return self.directory / DISCRIMINATOR_FILE
+    def counters(self) -> dict[str, int]:
+        return {key: int(self.meta[key]) for key in ("epoch", "global_step", "step_in_epoch")}
 
-    def training_state(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-        """The optimizer/scheduler/scaler/RNG states, loaded with ``weights_only=True``."""
-        return torch.load(self.directory / STATE_FILE, map_location=map_location, weights_only=True)
+    def build_model(self, role: str) -> nn.Module:
+        """A new ``"generator"`` or ``"discriminator"`` rebuilt by architecture name (never by a class path);
+        :meth:`load_weights` fills it."""
+        if self.format == 1:
+            return legacy_model(self.directory, role, weights=False)
+        config_path = self.directory / (GENERATOR_DIR if role == "generator" else DISCRIMINATOR_DIR) / constants.CONFIG_NAME
+        config = read_config(config_path)
+        if config.get("architecture") is None and "class" in config:
+            raise CheckpointError(
+                f"{config_path}: the {role} is a {config['class']}, which is not a registered architecture; pass "
+                f"the module: Pix2PixTrainer.from_checkpoint(path, {role}=YourModule(...)), or register its class "
+                "with pix2pix_lib.models.register_model"
+            )
+        return build_from_config(config, str(config_path))
 
+    def load_weights(self, module: nn.Module, role: str) -> None:
+        """Copy the saved ``role`` weights into ``module``; :class:`CheckpointError` naming the file on any mismatch."""
+        if self.format == 1:
+            path = self.directory / f"{role}.safetensors"
+        else:
+            path = self.directory / (GENERATOR_DIR if role == "generator" else DISCRIMINATOR_DIR) / constants.SAFETENSORS_SINGLE_FILE
+        load_state_dict_strict(module, read_state_dict(path), str(path))
 
-def write_checkpoint(
-    directory: str | os.PathLike,
-    generator: nn.Module,
-    discriminator: nn.Module,
-    config: TrainConfig,
-    training_state: dict[str, Any],
-    meta: dict[str, Any],
-) -> Path:
-    """Write a complete checkpoint folder at ``directory`` atomically (replacing one that exists)."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    temp = directory.parent / f".tmp-{directory.name}-{uuid.uuid4().hex[:8]}"
-    temp.mkdir()
-    try:
-        save_module_weights(generator, temp / GENERATOR_FILE)
-        save_module_weights(discriminator, temp / DISCRIMINATOR_FILE)
-        torch.save(training_state, temp / STATE_FILE)
-        (temp / CONFIG_FILE).write_text(config.to_json(), encoding="utf-8")
-        meta = {"format": CHECKPOINT_FORMAT, **meta}
-        (temp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        _fsync_folder(temp)
-        old = None
-        if directory.exists():
-            old = directory.parent / f".old-{directory.name}-{uuid.uuid4().hex[:8]}"
-            os.replace(directory, old)
-        os.replace(temp, directory)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
-    return directory
+    @property
+    def task(self) -> TaskMetadata | None:
+        """The generator's task metadata (None for format-1 checkpoints, which did not record it)."""
+        if self.format == 1:
+            return None
+        config_path = self.directory / GENERATOR_DIR / constants.CONFIG_NAME
+        try:
+            return TaskMetadata.from_dict(read_config(config_path).get("task"), str(config_path))
+        except ValueError as error:
+            raise CheckpointError(str(error)) from error
 
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """The checkpoint folder meant by ``path``: a checkpoint folder, a checkpoints folder (its
-    ``latest``), or a run folder (its ``checkpoints/latest``)."""
-    path = Path(path)
-    if (path / META_FILE).is_file():
-        return path
-    for root in (path, path / "checkpoints"):
-        latest = root / LATEST_FILE
-        if latest.is_file():
-            name = latest.read_text(encoding="utf-8").strip()
-            target = root / name
-            if not (target / META_FILE).is_file():
-                raise FileNotFoundError(f"{latest} names {name!r}, but {target} is not a complete checkpoint")
-            return target
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    raise FileNotFoundError(
-        f"{path} is not a checkpoint: expected a folder with {META_FILE}, or a run/checkpoints folder with a '{LATEST_FILE}' file"
-    )
+    def trainer_state(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        """Optimizer/scheduler/scaler/RNG states and subclass state, read with ``weights_only=True``."""
+        path = self.directory / (TRAINER_STATE_FILE if self.format != 1 else "training_state.pt")
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except FileNotFoundError:
+            raise CheckpointError(f"{path}: missing; the checkpoint {self.directory} is incomplete") from None
+        except Exception as error:  # truncated zip, refused pickle, ...: always name the file
+            raise CheckpointError(f"{path}: not a readable trainer state (truncated or corrupted?): {error}") from error
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path}: expected a dict of trainer state, found {type(state).__name__}")
+        return state
 
 
-def read_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read the config and counters of the checkpoint at ``path`` (see :func:`resolve_checkpoint`)."""
+def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read the config and counters of the checkpoint at ``path`` (a checkpoint, checkpoints or run folder,
+    or ``latest``); checkpoints of 0.1.0.dev0 are read too."""
     directory = resolve_checkpoint(path)
-    missing = [name for name in (GENERATOR_FILE, DISCRIMINATOR_FILE, STATE_FILE, CONFIG_FILE) if not (directory / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"checkpoint {directory} is incomplete: missing {', '.join(missing)}")
-    meta = _read_meta(directory)
-    return Checkpoint(directory=directory, config=TrainConfig.from_json(directory / CONFIG_FILE), meta=meta)
-
-
-def _read_meta(directory: Path) -> dict[str, Any]:
-    """The checkpoint's ``checkpoint.json``, checked for valid JSON and a known format."""
-    try:
-        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{directory / META_FILE}: not valid JSON ({error})") from error
+    if (directory / LEGACY_META_FILE).is_file() and not (directory / TRAINER_META_FILE).is_file():
+        meta = read_legacy_meta(directory)
+        config = TrainConfig.from_json(directory / "config.json")
+        return Checkpoint(directory, config, meta)
+    meta_path = directory / TRAINER_META_FILE
+    meta = read_config(meta_path)
     if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{directory / META_FILE}: checkpoint format {meta.get('format')!r} is not {CHECKPOINT_FORMAT}")
-    return meta
-
-
-def is_training_checkpoint(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a checkpoint folder, its ``latest`` file, a checkpoints folder or a run folder."""
-    path = Path(path)
-    if path.is_file():
-        return path.name == LATEST_FILE
-    return any((folder / name).is_file() for folder in (path, path / "checkpoints") for name in (META_FILE, LATEST_FILE))
-
-
-def load_generator(path: str | os.PathLike) -> nn.Module:
-    """The generator of a training checkpoint (see :func:`resolve_checkpoint`; a ``latest`` file works too),
-    rebuilt from its stored constructor arguments, in eval mode."""
-    path = Path(path)
-    directory = resolve_checkpoint(path.parent if path.is_file() and path.name == LATEST_FILE else path)
-    generator = build_model(_read_meta(directory).get("generator", {}), role="generator")
-    load_module_weights(generator, directory / GENERATOR_FILE)
-    return generator.eval()
-
-
-def _fsync_folder(folder: Path) -> None:
-    for file in folder.iterdir():
-        with open(file, "rb") as handle:
-            os.fsync(handle.fileno())
+        raise CheckpointError(f"{meta_path}: checkpoint format {meta.get('format')!r}, this version reads {CHECKPOINT_FORMAT} and 1")
+    try:
+        config = TrainConfig.from_dict(meta.get("train_config"), f"{meta_path} 'train_config'")
+        Checkpoint(directory, config, meta).counters  # noqa: B018 - checks the counters are there
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{meta_path}: {error}") from error
+    return Checkpoint(directory, config, meta)
 
 
 # --- a run's checkpoints folder ----------------------------------------------------------------------
 class CheckpointManager:
-    """Numbered checkpoints ``step-00000123`` in ``root`` plus ``latest``; keeps the last ``keep_last``."""
+    """Numbered checkpoints ``step-00000123`` in ``root`` plus ``latest``; keeps the last ``keep_last`` (0: all)."""
 
-    def __init__(self, root: str | os.PathLike, keep_last: int = 3) -> None:
+    def __init__(self, root: str | os.PathLike[str], keep_last: int = 3) -> None:
         if keep_last < 0:
             raise ValueError(f"keep_last must be >= 0, got {keep_last}")
         self.root = Path(root)
         self.keep_last = keep_last
 
-    def path_for(self, global_step: int) -> Path:
-        return self.root / f"step-{global_step:08d}"
-
     def checkpoints(self) -> list[Path]:
-        """Complete checkpoint folders, oldest first."""
+        """Complete checkpoint folders, oldest first (by step, then re-save number)."""
         if not self.root.is_dir():
             return []
         found = []
         for child in self.root.iterdir():
-            match = _NAME_PATTERN.match(child.name)
-            if match and (child / META_FILE).is_file():
-                found.append((int(match.group(1)), child))
-        return [path for _, path in sorted(found)]
+            match = CHECKPOINT_NAME.match(child.name)
+            if match and is_checkpoint_folder(child):
+                found.append((int(match.group(1)), int(match.group(2) or 0), child))
+        return [path for _, _, path in sorted(found)]
 
     @property
     def latest(self) -> Path | None:
@@ -270,25 +227,111 @@ class CheckpointManager:
         except FileNotFoundError:
             return None
 
-    def save(self, global_step: int, **contents: Any) -> Path:
-        """Write checkpoint ``step-<global_step>`` (see :func:`write_checkpoint`), point ``latest`` at it, prune."""
-        self._remove_stale_temps()
-        directory = write_checkpoint(self.path_for(global_step), **contents)
-        write_text_atomically(self.root / LATEST_FILE, directory.name + "\n")
+    def save(self, global_step: int, fill: Callable[[Path], None]) -> Path:
+        """Write a checkpoint for ``global_step`` with ``fill(folder)``, point ``latest`` at it, prune."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.remove_leftovers()
+        temp = _new_temp(self.root)
+        try:
+            fill(temp)
+            final = self._free_name(global_step)
+            os.rename(temp, final)
+        except BaseException:
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        _fsync_dir(self.root)
+        write_text_atomically(self.root / LATEST_FILE, final.name + "\n")
         self.prune()
-        return directory
+        return final
 
     def prune(self) -> None:
-        """Delete all but the newest ``keep_last`` checkpoints (never the one ``latest`` names)."""
-        if self.keep_last == 0:
-            return
+        """Remove re-saved duplicates of a step and all but the newest ``keep_last`` steps (never ``latest``)."""
         latest = self.latest
-        for old in self.checkpoints()[: -self.keep_last]:
-            if latest is None or old.resolve() != latest.resolve():
-                shutil.rmtree(old, ignore_errors=True)
+        by_step: dict[int, list[Path]] = {}
+        for path in self.checkpoints():
+            by_step.setdefault(_step_of(path), []).append(path)
+        kept_steps = sorted(by_step)[-self.keep_last :] if self.keep_last else sorted(by_step)
+        keep = {latest} if latest is not None else set()
+        for step in kept_steps:  # of one step keep the copy `latest` names, else the newest re-save
+            paths = by_step[step]
+            keep.add(latest if latest in paths else paths[-1])
+        for path in self.checkpoints():
+            if path not in keep:
+                shutil.rmtree(_trash(path), ignore_errors=True)
+        self.remove_leftovers()
 
-    def _remove_stale_temps(self) -> None:
+    def remove_leftovers(self) -> None:
+        """Delete ``.tmp-*`` and ``.trash-*`` folders a crash left behind (only one trainer writes here)."""
         if self.root.is_dir():
             for child in self.root.iterdir():
-                if child.is_dir() and child.name.startswith((".tmp-", ".old-")):
+                if child.name.startswith(_LEFTOVER_PREFIXES):
                     shutil.rmtree(child, ignore_errors=True)
+
+    def _free_name(self, global_step: int) -> Path:
+        base = f"step-{global_step:08d}"
+        candidate, number = self.root / base, 0
+        while candidate.exists():
+            number += 1
+            candidate = self.root / f"{base}.{number}"
+        return candidate
+
+
+# --- file-system helpers -----------------------------------------------------------------------------
+def _new_temp(parent: Path) -> Path:
+    temp = parent / f".tmp-{uuid.uuid4().hex[:12]}"
+    temp.mkdir()
+    return temp
+
+
+def _trash(path: Path) -> Path:
+    """Rename ``path`` out of the way (atomic), so it is never seen as a checkpoint again; returns the new path."""
+    trash = path.parent / f".trash-{path.name}-{uuid.uuid4().hex[:8]}"
+    os.rename(path, trash)
+    return trash
+
+
+def _step_of(path: Path) -> int:
+    return int(CHECKPOINT_NAME.match(path.name).group(1))  # type: ignore[union-attr]
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    for path in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+        _fsync_dir(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows: directories cannot be opened
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def check_trainer_state(state: Mapping[str, Any], keys: set[str], where: str) -> None:
+    """Raise :class:`TypeError` naming the key when a value under ``keys`` cannot be read back with
+    ``torch.load(weights_only=True)`` (tensors, numbers, strings, booleans, None and lists/tuples/dicts of them)."""
+
+    def ok(value: Any) -> bool:
+        if isinstance(value, (torch.Tensor, str, int, float, bool, type(None))):
+            return True
+        if isinstance(value, (list, tuple)):
+            return all(ok(item) for item in value)
+        if isinstance(value, dict):
+            return all(isinstance(k, (str, int)) and ok(v) for k, v in value.items())
+        return False
+
+    for key in sorted(keys):
+        if not ok(state[key]):
+            raise TypeError(
+                f"{where}: checkpoint[{key!r}] holds a {type(state[key]).__name__} somewhere; store only tensors, "
+                "numbers, strings, booleans, None and lists/tuples/dicts of them (they load back with weights_only=True)"
+            )

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from ..atomic_io import write_text_atomically
 from ..devices import PRECISIONS, Precision
 
-__all__ = ["GAN_MODES", "PRECISIONS", "TrainConfig"]
+__all__ = ["GAN_MODES", "TrainConfig"]
 
 GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan", "hinge")
 

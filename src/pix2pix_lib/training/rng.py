@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["capture_rng_state", "restore_rng_state", "seed_everything"]
+__all__ = ["capture_rng_state", "mix_seed", "restore_rng_state", "seed_everything"]
 
 
 def seed_everything(seed: int) -> None:
@@ -56,3 +56,11 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     if cuda_states and torch.cuda.is_available():
         for device, cuda_state in enumerate(cuda_states[: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(cuda_state, device)
+
+
+def mix_seed(*values: int) -> int:
+    """A seed that is a pure function of ``values`` (e.g. seed, epoch, rank), for per-epoch/per-rank streams."""
+    seed = 0x9E3779B9
+    for value in values:
+        seed = (seed * 1_000_003 + int(value)) % (2**63)
+    return seed

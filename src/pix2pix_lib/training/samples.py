@@ -10,21 +10,32 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from ..atomic_io import write_atomically
+from ..models.task import TaskMetadata
+from ..pixels import PixelRange, to_unit
 
 __all__ = ["sample_grid", "save_sample_grid"]
 
 
-def sample_grid(inputs: Tensor, generated: Tensor, targets: Tensor, padding: int = 2) -> Tensor:
+def sample_grid(
+    inputs: Tensor,
+    generated: Tensor,
+    targets: Tensor,
+    padding: int = 2,
+    task: TaskMetadata | None = None,
+) -> Tensor:
     """A (3, H', W') image in [0, 1]: row ``i`` shows ``inputs[i] | generated[i] | targets[i]``.
 
-    The three tensors are (N, C, H, W) in [-1, 1]; 1-channel images are shown in grey, images with
-    more than 3 channels by their first three.
+    The three tensors are (N, C, H, W) in the ranges ``task`` records (inputs in ``input_range``,
+    generated and targets in ``output_range``; ``(-1, 1)`` without a task); 1-channel images are
+    shown in grey, images with more than 3 channels by their first three.
     """
     if not (inputs.shape[0] == generated.shape[0] == targets.shape[0]):
         raise ValueError(
             f"need as many inputs, generated and target images, got {inputs.shape[0]}, {generated.shape[0]}, {targets.shape[0]}"
         )
-    columns = [_displayable(images) for images in (inputs, generated, targets)]
+    task = task or TaskMetadata()
+    ranges = (task.input_range, task.output_range, task.output_range)
+    columns = [_displayable(images, value_range) for images, value_range in zip((inputs, generated, targets), ranges)]
     sizes = {tuple(images.shape[-2:]) for images in columns}
     if len(sizes) != 1:
         raise ValueError(f"input, generated and target images differ in size: {sorted(sizes)}")
@@ -32,14 +43,16 @@ def sample_grid(inputs: Tensor, generated: Tensor, targets: Tensor, padding: int
     return make_grid(interleaved, nrow=3, padding=padding, value_range=(0, 1))
 
 
-def save_sample_grid(path: str | os.PathLike, inputs: Tensor, generated: Tensor, targets: Tensor) -> Path:
+def save_sample_grid(
+    path: str | os.PathLike, inputs: Tensor, generated: Tensor, targets: Tensor, task: TaskMetadata | None = None
+) -> Path:
     """Write :func:`sample_grid` to ``path`` (PNG) atomically; returns the path."""
-    grid = sample_grid(inputs, generated, targets)
+    grid = sample_grid(inputs, generated, targets, task=task)
     return write_atomically(path, lambda temp: save_image(grid, temp, format="png"))
 
 
-def _displayable(images: Tensor) -> Tensor:
-    images = images.detach().float().cpu().clamp(-1, 1).add(1).div(2)
+def _displayable(images: Tensor, value_range: PixelRange) -> Tensor:
+    images = to_unit(images.detach().cpu(), value_range).clamp(0, 1)
     channels = images.shape[1]
     if channels == 1:
         return images.expand(-1, 3, -1, -1)

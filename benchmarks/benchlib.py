@@ -188,16 +188,15 @@ class BenchmarkResult:
 
     def to_json(self, path: str | os.PathLike) -> Path:
         """Write the result as JSON to ``path`` atomically (temp file + rename)."""
-        from .atomic_io import write_text_atomically
+        from pix2pix_lib.atomic_io import write_text_atomically
 
         return write_text_atomically(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 # --- the baseline -----------------------------------------------------------------------------------
 def default_baseline_path() -> Path:
-    """``benchmarks/baseline.py`` of the source checkout this package runs from, else of the cwd."""
-    checkout = Path(__file__).resolve().parents[2] / "benchmarks" / "baseline.py"
-    return checkout if checkout.is_file() else Path.cwd() / "benchmarks" / "baseline.py"
+    """``baseline.py`` beside this file (``benchmarks/`` of the source checkout)."""
+    return Path(__file__).resolve().with_name("baseline.py")
 
 
 def load_baseline(path: str | os.PathLike | None = None) -> ModuleType:
@@ -239,7 +238,7 @@ def _random_images(batch_size: int, size: int, device: torch.device, seed: int) 
 
 
 def _library_models(config: BenchmarkConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
-    from .models import PatchDiscriminator, UNetGenerator
+    from pix2pix_lib.models import PatchDiscriminator, UNetGenerator
 
     return (
         UNetGenerator(num_downs=config.num_downs, base_channels=config.base_channels),
@@ -249,7 +248,7 @@ def _library_models(config: BenchmarkConfig) -> tuple[torch.nn.Module, torch.nn.
 
 def _build_trainer_step(spec: _ContenderSpec, device: torch.device) -> tuple[Callable[[], Any], str]:
     """``Pix2PixTrainer.train_step`` on a fixed random batch in ``spec.setting``."""
-    from .training import Pix2PixTrainer, TrainConfig
+    from pix2pix_lib.training import Pix2PixTrainer, TrainConfig
 
     setting = spec.setting
     assert setting is not None
@@ -276,7 +275,7 @@ def _build_translate(spec: _ContenderSpec, device: torch.device) -> tuple[Callab
     translate's default. translate uses the module as given, so channels-last and compile are
     applied to the generator before the call.
     """
-    from .inference import translate
+    from pix2pix_lib.inference import translate
 
     setting = spec.setting
     assert setting is not None
@@ -375,13 +374,13 @@ def _peak_memory(spec: _ContenderSpec, baseline_path: str) -> float | str:
 
 # --- the run ----------------------------------------------------------------------------------------
 def _select(device: str) -> torch.device:
-    from .devices import select_device
+    from pix2pix_lib.devices import select_device
 
     return select_device(device)
 
 
 def _environment(device: torch.device) -> dict[str, Any]:
-    from .devices import supports_fast_bf16
+    from pix2pix_lib.devices import supports_fast_bf16
 
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)

@@ -1,6 +1,6 @@
-"""Talking to the Hugging Face Hub: download weight files into the shared cache, publish generators.
+"""Downloading files from the Hugging Face Hub into its shared cache, with errors that name the repo and file.
 
-Everything goes through huggingface_hub (``hf_hub_download``, ``HfApi.upload_folder``), so the usual
+Everything goes through huggingface_hub (``hf_hub_download``), so the usual
 environment variables apply: ``HF_HOME`` / ``HF_HUB_CACHE`` (where the cache lives),
 ``HF_HUB_OFFLINE=1`` (never touch the network, use the cache only), ``HF_ENDPOINT`` (a mirror) and
 ``HF_TOKEN``. A file requested at a pinned commit that is already cached is used without any
@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from huggingface_hub import HfApi, constants, hf_hub_download
+from huggingface_hub import constants, hf_hub_download
 from huggingface_hub.utils import (
     EntryNotFoundError,
     LocalEntryNotFoundError,
@@ -22,10 +21,7 @@ from huggingface_hub.utils import (
     RevisionNotFoundError,
 )
 
-if TYPE_CHECKING:
-    from torch import nn
-
-__all__ = ["download_file", "is_repo_id", "publish", "upload_saved_folder"]
+__all__ = ["download_file", "is_repo_id"]
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -82,59 +78,3 @@ def download_file(
             f"Hub repository {repo_id!r} not found (or private/gated and no valid token was given)"
         ) from error
     return Path(path)
-
-
-def publish(
-    model: nn.Module,
-    repo_id: str,
-    *,
-    private: bool | None = None,
-    token: str | None = None,
-    commit_message: str = "Upload pix2pix generator with pix2pix_lib",
-    branch: str | None = None,
-    create_pr: bool | None = None,
-) -> str:
-    """Upload a generator to the Hub as ``config.json`` + ``model.safetensors`` + a model card.
-
-    Same as ``model.push_to_hub(repo_id)``; kept as a function so that any generator this library
-    loads (the paper's U-Net or the HugGAN one) can be published the same way. Returns the commit URL.
-    """
-    push = getattr(model, "push_to_hub", None)
-    if push is None:
-        raise TypeError(
-            f"{type(model).__name__} cannot be published: it is not one of pix2pix_lib's generators "
-            "(UNetGenerator, HugGANGenerator)"
-        )
-    return push(
-        repo_id,
-        private=private,
-        token=token,
-        commit_message=commit_message,
-        branch=branch,
-        create_pr=create_pr,
-    )
-
-
-def upload_saved_folder(
-    folder: str | os.PathLike[str],
-    repo_id: str,
-    *,
-    private: bool | None = None,
-    token: str | None = None,
-    commit_message: str = "Upload pix2pix generator with pix2pix_lib",
-) -> str:
-    """Upload a folder written by ``save_pretrained`` (or ``pix2pix convert``) after checking it loads.
-
-    Checking first means a half-written or mismatched folder never reaches the Hub.
-    """
-    from .registry import load_pretrained
-
-    folder = Path(folder)
-    load_pretrained(folder, device="cpu")  # raises with a clear message if the folder is unusable
-    api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id=repo_id, private=private, exist_ok=True).repo_id
-    return str(
-        api.upload_folder(
-            repo_id=repo_id, folder_path=folder, commit_message=commit_message, repo_type="model"
-        )
-    )

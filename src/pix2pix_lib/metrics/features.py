@@ -1,42 +1,20 @@
-"""Image-quality metrics for judging a translation model: per-image values and their means.
+"""Metrics that need a feature network: FID and KID (Inception-v3 features) and LPIPS.
 
-Every function takes ``preds`` and ``target`` as ``(N, C, H, W)`` float tensors in ``[0, 1]``
-(use :func:`to_unit_range` on generator outputs, which live in ``[-1, 1]``) and returns a 1-D tensor
-of ``N`` per-image values (``reduction="none"``) or their mean (``reduction="mean"``). A dataset
-mean is therefore the mean of per-image values; PSNR in particular is averaged per image (the mean
-of each image's PSNR, not the PSNR of the pooled MSE).
-
-The numbers follow the published definitions through torchmetrics' implementations (see
-``docs/evaluation.md`` for the table):
-
-* :func:`psnr` -- ``10 log10(data_range^2 / MSE)`` per image.
-* :func:`ssim` -- Wang et al. 2004: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03, the SSIM map
-  averaged over the positions where the whole window lies inside the image (the border of
-  ``(11 - 1) // 2 = 5`` pixels is cropped, as in the authors' MATLAB code and scikit-image), and over
-  channels.
-* :func:`uqi` -- Wang & Bovik 2002 universal quality index (SSIM with ``C1 = C2 = 0``) with
-  torchmetrics' Gaussian 11 / 1.5 window, valid positions only.
-* :func:`vif` -- pixel-domain VIF (VIF-P, Sheikh & Bovik 2006) with noise variance 2 on the 0-255
-  scale (as sewar and piq do), averaged over channels.
-* :func:`fid`, :func:`kid` -- Heusel et al. 2017 / Binkowski et al. 2018 on Inception-v3 pool
-  features (torch-fidelity's port of the TensorFlow FID network) or on any feature network you pass.
-* :func:`lpips` -- Zhang et al. 2018, LPIPS v0.1 linear heads shipped with torchmetrics on an
-  ImageNet AlexNet / VGG16 / SqueezeNet backbone from torchvision.
-
-FID, KID and LPIPS need feature-network weights. When they are not on disk and cannot be
-downloaded, :class:`MissingWeightsError` says which package and file to get and where to put it.
+When the network's weights are neither on disk nor downloadable, :class:`MissingWeightsError` says
+which package and file to get and where to put it.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor, nn
+
+from .pixel import Reduction, check_pair, reduce
 
 if TYPE_CHECKING:
     from torchmetrics.image.fid import FrechetInceptionDistance
@@ -44,9 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FID_INCEPTION_URL",
-    "PAIRED_METRICS",
     "MissingWeightsError",
-    "Reduction",
     "build_fid",
     "build_kid",
     "fid",
@@ -54,22 +30,7 @@ __all__ = [
     "kid",
     "lpips",
     "lpips_network",
-    "mae",
-    "mse",
-    "psnr",
-    "ssim",
-    "to_unit_range",
-    "uqi",
-    "vif",
 ]
-
-Reduction = Literal["none", "mean"]
-
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-SSIM_K1 = 0.01
-SSIM_K2 = 0.03
-VIF_MIN_SIZE = 41
 
 #: torch-fidelity's Inception-v3 weights (the TensorFlow FID network ported to PyTorch).
 FID_INCEPTION_URL = (
@@ -79,141 +40,6 @@ FID_INCEPTION_URL = (
 
 class MissingWeightsError(RuntimeError):
     """A metric's feature-network weights (Inception for FID/KID, AlexNet/VGG for LPIPS) are unavailable."""
-
-
-# --- helpers ----------------------------------------------------------------------------------------
-def to_unit_range(x: Tensor) -> Tensor:
-    """Map a generator-range tensor in ``[-1, 1]`` to ``[0, 1]`` (clamped), the range metrics expect."""
-    return ((x + 1) / 2).clamp(0, 1)
-
-
-def _check_pair(preds: Tensor, target: Tensor, metric: str, min_size: int = 1) -> tuple[Tensor, Tensor]:
-    if not isinstance(preds, Tensor) or not isinstance(target, Tensor):
-        raise TypeError(f"{metric}: preds and target must be torch.Tensors, got {type(preds)} and {type(target)}")
-    if preds.ndim != 4 or preds.shape != target.shape:
-        raise ValueError(
-            f"{metric}: preds and target must both be (N, C, H, W) with the same shape, "
-            f"got {tuple(preds.shape)} and {tuple(target.shape)}"
-        )
-    if min(preds.shape[-2:]) < min_size:
-        raise ValueError(
-            f"{metric}: images must be at least {min_size}x{min_size} pixels, got {tuple(preds.shape[-2:])}"
-        )
-    dtype = torch.promote_types(preds.dtype, target.dtype)
-    if not dtype.is_floating_point:
-        dtype = torch.float32
-    return preds.to(dtype), target.to(dtype)
-
-
-def _reduce(values: Tensor, reduction: Reduction) -> Tensor:
-    if reduction == "none":
-        return values
-    if reduction == "mean":
-        return values.mean()
-    raise ValueError(f"reduction={reduction!r} is not supported; use 'none' (per image) or 'mean'")
-
-
-# --- pixel metrics ----------------------------------------------------------------------------------
-def mse(preds: Tensor, target: Tensor, reduction: Reduction = "none") -> Tensor:
-    """Mean squared error per image (over channels and pixels)."""
-    preds, target = _check_pair(preds, target, "mse")
-    return _reduce((preds - target).pow(2).flatten(1).mean(1), reduction)
-
-
-def mae(preds: Tensor, target: Tensor, reduction: Reduction = "none") -> Tensor:
-    """Mean absolute error (the pix2pix L1 term) per image."""
-    preds, target = _check_pair(preds, target, "mae")
-    return _reduce((preds - target).abs().flatten(1).mean(1), reduction)
-
-
-def psnr(preds: Tensor, target: Tensor, data_range: float = 1.0, reduction: Reduction = "none") -> Tensor:
-    """Peak signal-to-noise ratio in dB per image, ``10 log10(data_range^2 / MSE)``.
-
-    ``reduction="mean"`` averages the per-image values. Identical images give ``inf``.
-    """
-    from torchmetrics.functional.image import peak_signal_noise_ratio
-
-    preds, target = _check_pair(preds, target, "psnr")
-    values = peak_signal_noise_ratio(preds, target, data_range=data_range, reduction="none", dim=(1, 2, 3))
-    return _reduce(values, reduction)
-
-
-def ssim(preds: Tensor, target: Tensor, data_range: float = 1.0, reduction: Reduction = "none") -> Tensor:
-    """Structural similarity (Wang et al. 2004) per image.
-
-    Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03 (torchmetrics' implementation). torchmetrics pads
-    the image and averages the whole SSIM map; we average only the positions where the window lies
-    inside the image (crop ``(11 - 1) // 2`` pixels each side), which is the reference definition and
-    matches ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
-    use_sample_covariance=False)``. Needs images of at least 11x11 pixels.
-    """
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
-    preds, target = _check_pair(preds, target, "ssim", min_size=SSIM_WINDOW)
-    _, ssim_map = structural_similarity_index_measure(
-        preds,
-        target,
-        gaussian_kernel=True,
-        sigma=SSIM_SIGMA,
-        kernel_size=SSIM_WINDOW,
-        reduction="none",
-        data_range=data_range,
-        k1=SSIM_K1,
-        k2=SSIM_K2,
-        return_full_image=True,
-    )
-    border = (SSIM_WINDOW - 1) // 2
-    valid = ssim_map[..., border : ssim_map.shape[-2] - border, border : ssim_map.shape[-1] - border]
-    return _reduce(valid.flatten(1).mean(1), reduction)
-
-
-def uqi(preds: Tensor, target: Tensor, reduction: Reduction = "none") -> Tensor:
-    """Universal image quality index (Wang & Bovik 2002) per image.
-
-    torchmetrics' implementation: SSIM's formula with ``C1 = C2 = 0`` on a Gaussian 11 / 1.5 window,
-    averaged over valid window positions and channels. Flat regions (zero variance) contribute ~0.
-    Needs images of at least 11x11 pixels.
-    """
-    from torchmetrics.functional.image import universal_image_quality_index
-
-    preds, target = _check_pair(preds, target, "uqi", min_size=SSIM_WINDOW)
-    uqi_map = universal_image_quality_index(
-        preds, target, kernel_size=(SSIM_WINDOW, SSIM_WINDOW), sigma=(SSIM_SIGMA, SSIM_SIGMA), reduction="none"
-    )
-    return _reduce(uqi_map.flatten(1).mean(1), reduction)
-
-
-def vif(
-    preds: Tensor,
-    target: Tensor,
-    data_range: float = 1.0,
-    sigma_n_sq: float = 2.0,
-    reduction: Reduction = "none",
-) -> Tensor:
-    """Pixel-domain visual information fidelity (VIF-P, Sheikh & Bovik 2006) per image.
-
-    torchmetrics' implementation on images rescaled to 0-255, where the model's visual-noise variance
-    ``sigma_n_sq = 2`` is defined (sewar and piq do the same), averaged over channels, computed in the
-    inputs' dtype (float32 agrees with float64 to ~1e-5 and is several times faster on CPU).
-    ``target`` is the reference. 1 means no information lost. Needs at least 41x41 pixels.
-    """
-    from torchmetrics.functional.image import visual_information_fidelity
-
-    preds, target = _check_pair(preds, target, "vif", min_size=VIF_MIN_SIZE)
-    scale = 255.0 / data_range
-    values = visual_information_fidelity(preds * scale, target * scale, sigma_n_sq=sigma_n_sq, reduction="none")
-    return _reduce(values, reduction)
-
-
-#: Paired (per-image) metrics by name, each ``fn(preds, target, reduction=...)`` on ``[0, 1]`` data.
-PAIRED_METRICS: dict[str, Callable[..., Tensor]] = {
-    "psnr": psnr,
-    "ssim": ssim,
-    "mse": mse,
-    "mae": mae,
-    "uqi": uqi,
-    "vif": vif,
-}
 
 
 # --- feature-network weights ------------------------------------------------------------------------
@@ -367,11 +193,11 @@ def lpips(
     ``network`` is a backbone name (loaded with :func:`lpips_network`) or an already built LPIPS
     module (as returned by :func:`lpips_network`; build it once when calling this in a loop).
     """
-    preds, target = _check_pair(preds, target, "lpips")
+    preds, target = check_pair(preds, target, "lpips")
     if preds.shape[1] != 3:
         raise ValueError(f"lpips: needs 3-channel images, got {preds.shape[1]} channels")
     model = lpips_network(network) if isinstance(network, str) else network
     model = model.to(preds.device)
     with torch.no_grad():
         values = model(preds.clamp(0, 1), target.clamp(0, 1), normalize=True)
-    return _reduce(values.reshape(preds.shape[0]).to(preds.dtype), reduction)
+    return reduce(values.reshape(preds.shape[0]).to(preds.dtype), reduction)

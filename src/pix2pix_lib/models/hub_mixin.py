@@ -1,49 +1,45 @@
-"""Hub support for our generators: ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub``.
+"""``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` for the library's models: the one model format.
 
-Built on huggingface_hub's :class:`~huggingface_hub.PyTorchModelHubMixin`, which records the
-constructor arguments and handles downloads and uploads. On top of it, for pix2pix generators:
+Built on huggingface_hub's :class:`~huggingface_hub.PyTorchModelHubMixin` (subclasses override
+``_save_pretrained`` and ``_from_pretrained``, nothing else). A saved model is a folder (or Hub repo)
+with:
 
-* ``config.json`` holds the constructor arguments (top level, as the mixin expects) plus
-  ``"architecture"`` (which class to build) and ``"task"`` (:class:`TaskMetadata`: direction,
-  domains, training size, pixel range, recommended normalisation mode, licence, metrics). The
-  mixin hands keys that are not constructor arguments to ``_from_pretrained`` as ``config``;
-  that is how the task metadata comes back.
-* ``model.safetensors``, ``config.json`` and the generated ``README.md`` are written atomically.
-* Loading is strict: a missing, unexpected or mis-shaped tensor is an error that lists them.
+* ``config.json``: the constructor arguments (top level, as the mixin expects), ``"architecture"``
+  (the registry name of the class, see :mod:`pix2pix_lib.models.registry`) and ``"task"``
+  (:class:`TaskMetadata`: direction, domains, training size, pixel ranges, recommended norm mode,
+  licence, metrics);
+* ``model.safetensors``: every parameter and buffer;
+* ``README.md``: a model card (generators only; never overwrites one the user wrote).
 
-This module imports nothing from :mod:`pix2pix_lib.models`, so the generator classes can inherit from it.
+The generator of every training checkpoint is such a folder, so a run folder, a checkpoint, a saved
+folder and a Hub repo all load through the same code. Loading checks the config's values against
+the constructor (:func:`~pix2pix_lib.models.construction.instantiate`) and the tensors strictly
+(:func:`~pix2pix_lib.models.state_dict.load_state_dict_strict`); a file can never pick the class.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin, constants
 
 from ..atomic_io import write_text_atomically
-
-from .checkpoints import (
-    CheckpointError,
-    load_state_dict_strict,
-    read_state_dict,
-    save_state_dict,
-)
+from .construction import constructor_arguments, instantiate
 from .hub import download_file
-from .metadata import TaskMetadata
+from .state_dict import CheckpointError, load_state_dict_strict, read_state_dict, save_state_dict
+from .task import TaskMetadata
 
-__all__ = ["GENERATOR_CLASSES", "GeneratorHubMixin", "MODEL_CARD_TEMPLATE"]
+__all__ = ["METADATA_KEYS", "MODEL_CARD_TEMPLATE", "PretrainedMixin", "read_config"]
+
+#: keys of config.json that are not constructor arguments
+METADATA_KEYS = ("architecture", "task", "pix2pix_lib_version")
 
 PROJECT_URL = "https://github.com/pix2pix-lib/pix2pix_lib"
 PAPER_URL = "https://arxiv.org/abs/1611.07004"
 DOCS_URL = f"{PROJECT_URL}/tree/main/docs/pretrained.md"
-
-#: architecture name (the ``"architecture"`` key of config.json) -> generator class
-GENERATOR_CLASSES: dict[str, type] = {}
 
 MODEL_CARD_TEMPLATE = """---
 {{ card_data }}
@@ -95,7 +91,19 @@ then `translate(images, model=generator)`. On the command line:
 """
 
 
-class GeneratorHubMixin(
+def read_config(path: Path, source: str | None = None) -> dict[str, Any]:
+    """A ``config.json`` as a dict; :class:`CheckpointError` naming the file when it is not a JSON object."""
+    source = source or str(path)
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{source}: not valid JSON ({error})") from error
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{source}: expected a JSON object, found {type(config).__name__}")
+    return config
+
+
+class PretrainedMixin(
     PyTorchModelHubMixin,
     library_name="pix2pix_lib",
     tags=["pix2pix", "image-to-image", "gan"],
@@ -105,39 +113,32 @@ class GeneratorHubMixin(
     docs_url=DOCS_URL,
     model_card_template=MODEL_CARD_TEMPLATE,
 ):
-    """Adds ``save_pretrained``, ``from_pretrained`` and ``push_to_hub`` to a generator ``nn.Module``.
+    """Adds ``save_pretrained``, ``from_pretrained`` and ``push_to_hub`` to a model ``nn.Module``.
 
     Subclasses name their architecture in the class statement,
-    ``class UNetGenerator(nn.Module, GeneratorHubMixin, architecture="pix2pix-unet")``, and store
-    each constructor argument as an attribute of the same name.
+    ``class UNetGenerator(nn.Module, PretrainedMixin, architecture="pix2pix-unet")``, and store
+    each constructor argument as an attribute of the same name. Loading by name (from a
+    config.json that does not say which class it is) goes through
+    :mod:`pix2pix_lib.models.registry`, which lists the classes explicitly.
     """
 
     architecture: ClassVar[str] = ""
-    #: what the generator was trained to do; ``None`` until known (set it before ``save_pretrained``)
+    #: whether ``save_pretrained`` writes a README.md model card
+    has_model_card: ClassVar[bool] = True
+    #: what the model was trained to do; ``None`` until known (the trainer fills it in)
     task: TaskMetadata | None = None
 
     def __init_subclass__(cls, *, architecture: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if architecture is not None:
             cls.architecture = architecture
-            GENERATOR_CLASSES[architecture] = cls
-
-    # --- config ---------------------------------------------------------------------------------------
-    def constructor_arguments(self) -> dict[str, Any]:
-        """The arguments that rebuild this generator: ``type(self)(**self.constructor_arguments())``."""
-        parameters = list(inspect.signature(type(self).__init__).parameters.values())[1:]
-        return {
-            p.name: getattr(self, p.name)
-            for p in parameters
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }
 
     def hub_config(self) -> dict[str, Any]:
         """What ``config.json`` holds: constructor arguments, architecture and task metadata."""
         from .. import __version__
 
         return {
-            **self.constructor_arguments(),
+            **constructor_arguments(self),  # type: ignore[arg-type]
             "architecture": self.architecture,
             "task": self.task.to_dict() if self.task is not None else None,
             "pix2pix_lib_version": __version__,
@@ -147,7 +148,7 @@ class GeneratorHubMixin(
     def _save_pretrained(self, save_directory: Path) -> None:
         """Write the weights as ``model.safetensors`` (atomically)."""
         save_state_dict(
-            self.state_dict(), Path(save_directory) / constants.SAFETENSORS_SINGLE_FILE, {"format": "pt"}
+            self.state_dict(), Path(save_directory) / constants.SAFETENSORS_SINGLE_FILE, {"format": "pt"}  # type: ignore[attr-defined]
         )
 
     def save_pretrained(  # type: ignore[override]
@@ -162,36 +163,31 @@ class GeneratorHubMixin(
     ) -> str | None:
         """Write ``model.safetensors``, ``config.json`` and (unless one exists) ``README.md`` to a folder.
 
-        ``config`` replaces the generated config (it must still hold the constructor arguments).
-        With ``push_to_hub=True`` the folder is then uploaded to ``repo_id`` and the commit URL returned.
+        ``config`` replaces the generated :meth:`hub_config` (huggingface_hub's ``push_to_hub`` passes
+        it). With ``push_to_hub=True`` the folder is then uploaded to ``repo_id`` and the commit URL returned.
         """
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
-        if config is None:
-            config = self.hub_config()
-        elif is_dataclass(config):
-            config = asdict(config)  # type: ignore[arg-type]
+        config = self.hub_config() if config is None else config
         self._save_pretrained(save_directory)
         write_text_atomically(
             save_directory / constants.CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n"
         )
         card_path = save_directory / constants.REPOCARD_NAME
-        if not card_path.exists():  # like huggingface_hub: never overwrite a card the user wrote
-            card = self.generate_model_card(**(model_card_kwargs or {}))
-            write_text_atomically(card_path, str(card))
+        if self.has_model_card and not card_path.exists():  # like huggingface_hub: never overwrite a user's card
+            write_text_atomically(card_path, str(self.generate_model_card(**(model_card_kwargs or {}))))
         if push_to_hub:
-            kwargs = {**push_to_hub_kwargs, "config": config}
             return self.push_to_hub(
-                repo_id or save_directory.name, model_card_kwargs=model_card_kwargs, **kwargs
+                repo_id or save_directory.name, model_card_kwargs=model_card_kwargs, **push_to_hub_kwargs
             )
         return None
 
-    def push_to_hub(
+    def push_to_hub(  # type: ignore[override]
         self, repo_id: str, *, model_card_kwargs: dict[str, Any] | None = None, **kwargs: Any
-    ) -> str:  # type: ignore[override]
+    ) -> str:
         """Upload config, weights and model card to Hub repo ``repo_id`` in one commit; returns the commit URL."""
         model_card_kwargs = {"repo_id": repo_id, **(model_card_kwargs or {})}
-        return super().push_to_hub(repo_id, model_card_kwargs=model_card_kwargs, **kwargs)
+        return super().push_to_hub(repo_id, config=self.hub_config(), model_card_kwargs=model_card_kwargs, **kwargs)
 
     def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
         """The README.md: usage, architecture, task metadata and metrics (when recorded)."""
@@ -207,7 +203,7 @@ class GeneratorHubMixin(
             "title": f"pix2pix generator: {direction}" if direction else "pix2pix generator",
             "repo_id": "path/to/this/folder",
             "architecture": self.architecture,
-            "constructor": self.constructor_arguments(),
+            "constructor": constructor_arguments(self),  # type: ignore[arg-type]
             "num_parameters": sum(p.numel() for p in self.parameters()),  # type: ignore[attr-defined]
             "task": task.to_dict(),
             **kwargs,
@@ -235,27 +231,28 @@ class GeneratorHubMixin(
         map_location: str = "cpu",
         config: dict[str, Any] | None = None,
         **model_kwargs: Any,
-    ) -> GeneratorHubMixin:
-        """Build the generator from its constructor arguments and load the weights strictly."""
+    ) -> PretrainedMixin:
+        """Build the model from its checked constructor arguments and load the weights strictly."""
+        source = f"{model_id}/{constants.CONFIG_NAME}"
         config = config or {}
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{source}: expected a JSON object, found {type(config).__name__}")
         architecture = config.get("architecture")
         if architecture not in (None, cls.architecture):
             raise CheckpointError(
-                f"{model_id}: config.json describes a {architecture!r} generator, not {cls.__name__} "
-                f"({cls.architecture!r}); load it with pix2pix_lib.load_pretrained({model_id!r})"
+                f"{source}: describes a {architecture!r} model, not {cls.__name__} ({cls.architecture!r}); "
+                f"load it with pix2pix_lib.load_pretrained({model_id!r})"
             )
-        try:
-            model = cls(**model_kwargs)
-        except (TypeError, ValueError) as error:
-            raise CheckpointError(
-                f"{model_id}: config.json does not describe a valid {cls.__name__}: {error}"
-            ) from error
+        model = instantiate(cls, model_kwargs, source)
         weights = _locate_weights(model_id, revision, cache_dir, force_download, local_files_only, token)
-        load_state_dict_strict(model, read_state_dict(weights), str(weights))  # type: ignore[arg-type]
-        model.task = TaskMetadata.from_dict(config.get("task"))
+        load_state_dict_strict(model, read_state_dict(weights), str(weights))
+        try:
+            model.task = TaskMetadata.from_dict(config.get("task"), f"{source} 'task'")  # type: ignore[attr-defined]
+        except ValueError as error:
+            raise CheckpointError(str(error)) from error
         model.to(map_location)  # type: ignore[attr-defined]
         model.eval()  # type: ignore[attr-defined]
-        return model
+        return model  # type: ignore[return-value]
 
 
 def _locate_weights(

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.generator import pad_to_multiple
-from ..models.layers import check_generator_options, init_pix2pix_weights
-from .hub_mixin import GeneratorHubMixin
+from .generator import pad_to_multiple
+from .hub_mixin import PretrainedMixin
+from .layers import check_generator_options, init_pix2pix_weights
 
 __all__ = ["HugGANGenerator"]
 
@@ -56,7 +56,7 @@ class _Up(nn.Module):
         return torch.cat([self.model(x), skip], dim=1)
 
 
-class HugGANGenerator(nn.Module, GeneratorHubMixin, architecture="huggan-unet"):
+class HugGANGenerator(nn.Module, PretrainedMixin, architecture="huggan-unet"):
     """The HugGAN-community pix2pix generator: 17 tensors, 54,404,099 parameters at ``base_channels=64``.
 
     Down blocks ``down1``..``down8``: conv 4x4/2 without bias, InstanceNorm (not affine; none on

@@ -1,0 +1,195 @@
+"""``pix2pix demo`` and ``pix2pix train``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from ..models.layers import NORM_NAMES
+from ..models.task import DIRECTIONS
+
+__all__ = ["add_demo", "add_train"]
+
+
+def _exit_code(stop_reason: str | None) -> int:
+    """128 + the signal number that stopped training (130 for Ctrl-C, 143 for SIGTERM), like a shell."""
+    for sig in signal.Signals:
+        if stop_reason and f"({sig.name})" in stop_reason:
+            return 128 + int(sig)
+    return 130
+
+
+# --- demo -------------------------------------------------------------------------------------------
+def add_demo(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "demo", help="train briefly on built-in synthetic pairs and write samples (no network needed)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("demo-run"), help="output folder (default: demo-run)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="training time in seconds (default: 60)")
+    parser.add_argument("--size", type=int, default=64, help="synthetic image size (default: 64)")
+    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16 (default: auto)")
+    parser.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from ..data import SyntheticPairs
+    from ..models import PatchDiscriminator, UNetGenerator
+    from ..training import Pix2PixTrainer, TrainConfig, seed_everything
+
+    seed_everything(0)
+    train_set = SyntheticPairs(length=2000, size=args.size, seed=0)
+    val_set = SyntheticPairs(length=32, size=args.size, seed=1)
+    config = TrainConfig(
+        epochs=1000, epochs_decay=0, max_seconds=args.seconds, batch_size=4, lr=1e-3, out_dir=str(args.out),
+        precision=args.precision, sample_every=0, val_every=0, checkpoint_every=0, log_every=25, val_batch_size=8,
+        num_samples=6,
+    )  # fmt: skip
+    generator = UNetGenerator(num_downs=5, base_channels=32)
+    discriminator = PatchDiscriminator(base_channels=32, n_layers=2)
+    trainer = Pix2PixTrainer(generator, discriminator, config, device=args.device)
+    print(f"demo: training on synthetic {args.size}x{args.size} pairs for {args.seconds:g} s "
+          f"(device {trainer.device}, precision {trainer.precision})", flush=True)  # fmt: skip
+    before = trainer.validate(val_set)
+    trainer.fit(train_set)
+    after = trainer.validate(val_set)
+    grid = trainer.save_samples(args.out / "samples.png", val_set)
+    latest = trainer.run_dir / "checkpoints"
+    print(f"trained {trainer.global_step} steps; samples (input | generated | target) in {grid}; checkpoints in {latest}")
+    for name in after:
+        print(f"validation {name}: {before[name]:.4f} untrained -> {after[name]:.4f} trained")
+    return _exit_code(trainer.stop_reason) if trainer.interrupted else 0
+
+
+# --- train ------------------------------------------------------------------------------------------
+#: TrainConfig options the ``train`` command exposes: (flag, option, type, help). Flags default to None,
+#: which means "the TrainConfig default" for a new run and "the checkpoint's value" with --resume.
+_TRAIN_OPTIONS = (
+    ("--epochs", "epochs", int, "epochs at the initial learning rate"),
+    ("--epochs-decay", "epochs_decay", int, "epochs of linear learning-rate decay to zero"),
+    ("--max-steps", "max_steps", int, "stop after this many steps in total"),
+    ("--max-seconds", "max_seconds", float, "stop after this much training time in this run"),
+    ("--batch-size", "batch_size", int, "images per step and process"),
+    ("--lr", "lr", float, "Adam learning rate"),
+    ("--beta1", "beta1", float, "Adam beta1"),
+    ("--lambda-l1", "lambda_l1", float, "weight of the L1 term"),
+    ("--gan-mode", "gan_mode", str, "vanilla, lsgan or hinge"),
+    ("--seed", "seed", int, "random seed"),
+    ("--precision", "precision", str, "auto, fp32, bf16 or fp16"),
+    ("--num-workers", "num_workers", int, "DataLoader worker processes"),
+    ("--log-every", "log_every", int, "steps between log flushes"),
+    ("--sample-every", "sample_every", int, "epochs between sample grids (0: never)"),
+    ("--val-every", "val_every", int, "epochs between validations (0: never)"),
+    ("--checkpoint-every", "checkpoint_every", int, "epochs between checkpoints (0: only at the end)"),
+    ("--keep-last", "keep_last", int, "checkpoints to keep (0: all)"),
+)
+
+
+def add_train(commands: argparse._SubParsersAction) -> None:
+    from ..training import TrainConfig
+
+    parser = commands.add_parser(
+        "train",
+        help="train pix2pix on a folder of aligned pairs (resumable; run under torchrun for DDP)",
+        description="Train a U-Net generator and a PatchGAN discriminator with the pix2pix objective. "
+        "Distributed: torchrun --standalone --nproc_per_node=N -m pix2pix_lib train ...",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="folder of aligned A|B training images")
+    parser.add_argument("--val-data", type=Path, default=None, help="folder of aligned validation images (optional)")
+    parser.add_argument(
+        "--direction", choices=DIRECTIONS, default="AtoB",
+        help="which half of each A|B pair is the input (default: AtoB; recorded in the model's task)",
+    )
+    parser.add_argument("--load-size", type=int, default=286, help="resize to this before cropping (default: 286)")
+    parser.add_argument("--crop-size", type=int, default=256, help="random crop size (default: 256)")
+    parser.add_argument("--out", type=Path, default=None, help=f"run folder (default: {TrainConfig.out_dir})")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    parser.add_argument("--resume", type=Path, default=None, help="checkpoint or run folder to continue from")
+    parser.add_argument("--config", type=Path, default=None, help="TrainConfig JSON file to start from")
+    for flag, option, kind, text in _TRAIN_OPTIONS:
+        parser.add_argument(flag, type=kind, default=None, help=f"{text} (default: {getattr(TrainConfig, option)})")
+    parser.add_argument(
+        "--channels-last", choices=("auto", "on", "off"), default=None, help="channels-last memory format (default: auto)"
+    )
+    parser.add_argument("--compile", action="store_const", const=True, default=None, help="use torch.compile")
+    parser.add_argument("--sync-batchnorm", action="store_const", const=True, default=None, help="SyncBatchNorm under DDP")
+    parser.add_argument("--no-progress", dest="progress_bar", action="store_const", const=False, default=None)
+    parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, default=None)
+    model = parser.add_argument_group("model (new runs; --resume rebuilds the checkpoint's)")
+    model.add_argument("--ngf", type=int, default=64, help="generator base channels (default: 64)")
+    model.add_argument("--num-downs", type=int, default=8, help="U-Net downsamplings (default: 8, unet_256)")
+    model.add_argument("--ndf", type=int, default=64, help="discriminator base channels (default: 64)")
+    model.add_argument("--d-layers", type=int, default=3, help="PatchGAN layers (default: 3, 70x70)")
+    model.add_argument("--norm", choices=NORM_NAMES, default="batch", help="normalisation (default: batch)")
+    model.add_argument("--dropout", type=float, default=0.5, help="generator dropout (default: 0.5)")
+    parser.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from ..data import PairedImageDataset
+    from ..models import PatchDiscriminator, UNetGenerator
+    from ..training import NonFiniteLossError, Pix2PixTrainer, TrainConfig, seed_everything, shutdown_distributed
+
+    overrides = {option: getattr(args, option) for _, option, _, _ in _TRAIN_OPTIONS}
+    overrides.update(compile=args.compile, sync_batchnorm=args.sync_batchnorm)
+    overrides.update(progress_bar=args.progress_bar, tensorboard=args.tensorboard)
+    overrides["out_dir"] = None if args.out is None else str(args.out)
+    overrides["channels_last"] = {"on": True, "off": False}.get(args.channels_last, args.channels_last)
+    overrides = {option: value for option, value in overrides.items() if value is not None}
+
+    sizes = {"load_size": args.load_size, "crop_size": args.crop_size}
+    train_set = PairedImageDataset(args.data, direction=args.direction, train=True, **sizes)
+    val_set = None if args.val_data is None else PairedImageDataset(args.val_data, direction=args.direction, train=False, **sizes)
+    try:
+        if args.resume is not None and args.config is not None:
+            print("error: --config cannot be combined with --resume (the checkpoint holds the config; "
+                  "pass single options to override it)", file=sys.stderr)  # fmt: skip
+            return 2
+        try:
+            config = (TrainConfig.from_json(args.config) if args.config else TrainConfig()).replace(**overrides)
+            resumed = None
+            if args.resume is not None:
+                resumed = Pix2PixTrainer.from_checkpoint(args.resume, device=args.device, overrides=overrides)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if resumed is not None:
+            trainer = resumed
+            if trainer.task.direction not in (None, args.direction):
+                print(f"error: --direction {args.direction} but the run was trained {trainer.task.direction}; "
+                      "pass the run's direction", file=sys.stderr)  # fmt: skip
+                return 2
+        else:
+            seed_everything(config.seed)
+            first = train_set[0]
+            in_channels, out_channels = first["A"].shape[0], first["B"].shape[0]
+            generator = UNetGenerator(
+                in_channels, out_channels, num_downs=args.num_downs, base_channels=args.ngf, norm=args.norm, dropout=args.dropout
+            )
+            discriminator = PatchDiscriminator(in_channels + out_channels, args.ndf, n_layers=args.d_layers, norm=args.norm)
+            trainer = Pix2PixTrainer(generator, discriminator, config, device=args.device)
+        main_process = trainer.distributed.is_main_process
+        if main_process:
+            print(
+                f"training on {len(train_set)} pairs from {args.data} ({args.direction}), device {trainer.device} "
+                f"x{trainer.distributed.world_size}, precision {trainer.precision}, channels_last {trainer.channels_last}, "
+                f"from step {trainer.global_step}; run folder {trainer.run_dir}",
+                flush=True,
+            )
+        try:
+            trainer.fit(train_set, val_set)
+        except NonFiniteLossError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        if main_process:
+            latest = trainer.run_dir / "checkpoints"
+            print(f"stopped at step {trainer.global_step} (epoch {trainer.epoch}): {trainer.stop_reason}; checkpoints in {latest}")
+            if trainer.last_validation:
+                print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in trainer.last_validation.items()))
+        return _exit_code(trainer.stop_reason) if trainer.interrupted else 0
+    finally:
+        shutdown_distributed()
+
+

@@ -1,0 +1,102 @@
+"""Data for the trainer: DataLoaders (resumable, sharded under DDP) and the task a dataset implies.
+
+:func:`task_from_dataset` is how a run remembers what it trained: the direction, pixel range,
+image size and data of the training set go into the generator's :class:`TaskMetadata`, which every
+checkpoint and ``save_pretrained`` folder then carries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset, default_collate
+
+from ..models.task import TaskMetadata
+from ..pixels import DEFAULT_PIXEL_RANGE
+from .distributed import DistributedContext, EpochSampler
+
+__all__ = ["eval_dataloader", "first_items", "task_from_dataset", "train_dataloader"]
+
+
+def train_dataloader(
+    dataset: Dataset,
+    context: DistributedContext,
+    *,
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    pin_memory: bool,
+    generator: torch.Generator,
+) -> tuple[DataLoader, EpochSampler]:
+    """A shuffled, per-rank loader whose :class:`EpochSampler` can start in the middle of an epoch."""
+    sampler = EpochSampler(dataset, context, shuffle=True, seed=seed)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        generator=generator,
+        persistent_workers=num_workers > 0,
+    )
+    return loader, sampler
+
+
+def eval_dataloader(
+    dataset: Dataset, context: DistributedContext, *, batch_size: int, num_workers: int, pin_memory: bool
+) -> DataLoader:
+    """Rank r takes items r, r + world_size, ...: each item exactly once over all ranks (a
+    DistributedSampler would pad with repeats and count some twice in the all-reduced means)."""
+    shard = Subset(dataset, range(context.rank, len(dataset), context.world_size))  # type: ignore[arg-type]
+    return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory)
+
+
+def first_items(dataset: Dataset, count: int) -> dict[str, Any]:
+    """The first ``count`` items of ``dataset`` as one batch."""
+    items = [dataset[index] for index in range(min(count, len(dataset)))]  # type: ignore[arg-type]
+    if not items:
+        raise ValueError("cannot draw samples from an empty dataset")
+    return default_collate(items)
+
+
+def _image_size(dataset: Dataset) -> int | None:
+    transform = getattr(dataset, "transform_config", None)
+    if transform is not None:
+        return None if transform.preprocess == "none" else transform.crop_size
+    size = getattr(dataset, "size", None)
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def task_from_dataset(task: TaskMetadata | None, dataset: Dataset) -> TaskMetadata:
+    """``task`` with what the training ``dataset`` says filled in where ``task`` says nothing.
+
+    Fills ``direction`` (from ``dataset.direction``), ``image_size`` (its crop size), ``trained_on``
+    (its folder) and the pixel ranges (its ``value_range``). Raises :class:`ValueError` when
+    ``task`` and the dataset disagree on the direction or the pixel range: the generator would
+    otherwise be saved as doing something it was not trained to do.
+    """
+    direction = getattr(dataset, "direction", None)
+    value_range = getattr(dataset, "value_range", None)
+    if task is None:
+        task = TaskMetadata(image_size=None)
+    if task.direction is not None and direction is not None and task.direction != direction:
+        raise ValueError(
+            f"the trainer's task says direction={task.direction!r} but the training dataset gives {direction!r} pairs; "
+            "make them agree (PairedImageDataset(..., direction=...) decides which half is the input)"
+        )
+    if value_range is not None and tuple(value_range) != tuple(task.input_range) and task.input_range != DEFAULT_PIXEL_RANGE:
+        raise ValueError(
+            f"the trainer's task says input_range={task.input_range} but the dataset's value_range is {tuple(value_range)}"
+        )
+    changes: dict[str, Any] = {}
+    if task.direction is None and direction is not None:
+        changes["direction"] = direction
+    if value_range is not None:
+        changes["input_range"] = changes["output_range"] = tuple(value_range)
+    if task.image_size is None and _image_size(dataset) is not None:
+        changes["image_size"] = _image_size(dataset)
+    root = getattr(dataset, "root", None)
+    if task.trained_on is None and root is not None:
+        changes["trained_on"] = f"{len(dataset)} pairs from {root}"  # type: ignore[arg-type]
+    return task.replace(**changes) if changes else task

@@ -61,7 +61,7 @@ def test_per_image_values_and_means_match_the_metrics(tmp_path: Path) -> None:
     assert result["num_images"] == 5 and result["metric_names"] == list(DEFAULT_METRICS)
     assert [row["path"] for row in result["per_image"]] == [f"pairs/{i:03d}.jpg" for i in range(5)]
     for name in DEFAULT_METRICS:
-        expected = M.PAIRED_METRICS[name](fake, real)
+        expected = M.METRICS[name].function(fake, real)
         got = torch.tensor([row[name] for row in result["per_image"]])
         assert got.tolist() == pytest.approx(expected.tolist(), rel=1e-5, abs=1e-6), name
         assert result["metrics"][name] == pytest.approx(float(expected.double().mean()), rel=1e-5), name
@@ -90,7 +90,7 @@ def test_generator_runs_in_inference_mode_and_keeps_its_training_flag() -> None:
 
 
 def test_norm_mode_is_applied_and_checked() -> None:
-    from pix2pix_lib.inference import DEFAULT_NORM_MODE
+    from pix2pix_lib.norm_modes import DEFAULT_NORM_MODE
 
     dataset = TinyPairs(length=2)
     running = evaluate(_tiny_unet(), dataset, metrics=["mae"], device="cpu", norm_mode="running", progress=False)

@@ -169,7 +169,7 @@ def test_identical_images_score_perfectly_and_noise_lowers_scores() -> None:
 
 def test_reduction_mean_is_mean_of_per_image_values() -> None:
     preds, target = _pair(9, (3, 3, 48, 48))
-    for name, metric in M.PAIRED_METRICS.items():
+    for name, metric in ((n, m.function) for n, m in M.METRICS.items() if m.function is not None):
         per_image = metric(preds, target, reduction="none")
         assert per_image.shape == (3,), name
         assert float(metric(preds, target, reduction="mean")) == pytest.approx(float(per_image.mean()), rel=1e-6)
@@ -300,7 +300,9 @@ def test_lpips_network_loads_cached_backbone_weights(tmp_path, monkeypatch) -> N
     import torchvision
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    cached = M._hub_checkpoint(torchvision.models.AlexNet_Weights.DEFAULT.url)
+    from pix2pix_lib.metrics.features import _hub_checkpoint
+
+    cached = _hub_checkpoint(torchvision.models.AlexNet_Weights.DEFAULT.url)
     cached.parent.mkdir(parents=True)
     backbone = torchvision.models.alexnet(weights=None)
     torch.save(backbone.state_dict(), cached)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from pix2pix_lib import UNetGenerator, load_pretrained
 from pix2pix_lib.cli import build_parser, main
 from pix2pix_lib.training import TrainConfig, read_checkpoint
 
@@ -16,14 +17,16 @@ def test_train_then_resume_from_the_command_line(tmp_path, capsys) -> None:
     data = tmp_path / "pairs"
     write_aligned_folder(data, count=3)
     run = tmp_path / "run"
-    args = ["train", "--data", str(data), "--val-data", str(data), *COMMON, "--out", str(run), "--no-tensorboard"]
+    args = ["train", "--data", str(data), "--val-data", str(data), *COMMON, "--out", str(run), "--no-tensorboard",
+            "--direction", "BtoA"]  # fmt: skip
     assert main([*args, "--max-steps", "2", "--lambda-l1", "50", "--gan-mode", "lsgan"]) == 0
     out = capsys.readouterr().out
     assert "training on 3 pairs" in out and "max_steps=2 reached" in out
     checkpoint = read_checkpoint(run)
     assert checkpoint.meta["global_step"] == 2
     assert (checkpoint.config.lambda_l1, checkpoint.config.gan_mode, checkpoint.config.precision) == (50.0, "lsgan", "fp32")
-    assert checkpoint.meta["generator"]["kwargs"]["num_downs"] == 3
+    generator = load_pretrained(run, device="cpu")
+    assert generator.num_downs == 3 and generator.task.direction == "BtoA" and generator.task.image_size == 32
 
     # Resume: the checkpoint's config applies except for the options given again.
     assert main(["train", "--data", str(data), "--val-data", str(data), *COMMON[:8], "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0
@@ -31,6 +34,22 @@ def test_train_then_resume_from_the_command_line(tmp_path, capsys) -> None:
     assert resumed.meta["global_step"] == 4 and resumed.config.lambda_l1 == 50.0 and resumed.config.max_steps == 4
     assert [json.loads(line)["step"] for line in (run / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
     assert (run / "val_log.jsonl").is_file()  # 3 pairs = 1 epoch: validated after step 3
+    assert load_pretrained(run, device="cpu").task.direction == "BtoA"
+
+    # Evaluate without --direction: the run's own direction is used and recorded.
+    assert main(["evaluate", "--model", str(run), "--data", str(data), "--out", str(tmp_path / "eval"), "--device", "cpu"]) == 0
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["direction"] == "BtoA"
+    # Asking for the other direction is refused instead of scoring the wrong half.
+    assert main(["evaluate", "--model", str(run), "--data", str(data), "--direction", "AtoB", "--device", "cpu"]) == 1
+    assert "trained BtoA" in capsys.readouterr().err
+
+
+def test_evaluate_without_any_direction_asks_for_one(tmp_path, capsys) -> None:
+    data = tmp_path / "pairs"
+    write_aligned_folder(data, count=1)
+    UNetGenerator(num_downs=3, base_channels=4).save_pretrained(tmp_path / "model")  # records no direction
+    assert main(["evaluate", "--model", str(tmp_path / "model"), "--data", str(data), "--device", "cpu"]) == 2
+    assert "--direction" in capsys.readouterr().err
 
 
 def test_train_options_map_to_train_config() -> None:

@@ -56,7 +56,7 @@ def write_aligned_folder(folder: Path, count: int = 4, size: int = 32) -> None:
 
 def weights_sha(checkpoint_dir: Path) -> str:
     digest = hashlib.sha256()
-    for filename in ("generator.safetensors", "discriminator.safetensors"):
+    for filename in ("generator/model.safetensors", "discriminator/model.safetensors"):
         for name, tensor in sorted(load_file(checkpoint_dir / filename).items()):
             if "running" not in name and "num_batches" not in name:
                 digest.update(name.encode())

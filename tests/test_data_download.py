@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import socket
 import tarfile
 import threading
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +22,11 @@ from pix2pix_lib.data import (
     PairedImageDataset,
     download_dataset,
 )
+from pix2pix_lib.data import download as download_module
+from pix2pix_lib.data.download import DatasetInfo, InsecureDownloadWarning, UnverifiedDownloadWarning
+
+# Most tests download without a known hash; the warning that causes is tested on its own below.
+pytestmark = pytest.mark.filterwarnings("ignore::pix2pix_lib.data.download.UnverifiedDownloadWarning")
 
 
 def build_archive(members: dict[str, bytes] | None = None) -> bytes:
@@ -42,14 +49,21 @@ def build_archive(members: dict[str, bytes] | None = None) -> bytes:
 
 
 class ArchiveServer(ThreadingHTTPServer):
-    """Serves ``/facades.tar.gz``; options decide Range support and an abrupt drop mid-file."""
+    """Serves ``/facades.tar.gz``; options decide Range support, 416 details and an abrupt drop mid-file.
+
+    ``requests`` logs ``(method, Range header)`` per request, and ``("TLS", None)`` for a TLS handshake
+    (answered like a plain-HTTP port does: a 400 in clear text, so the client's TLS fails at once).
+    """
 
     def __init__(self, archive: bytes) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.archive = archive
         self.support_range = True
+        self.content_range_on_416 = True
         self.drop_after: int | None = None
-        self.range_headers: list[str | None] = []
+        self.requests: list[tuple[str, str | None]] = []
+
+    range_headers = property(lambda self: [value for method, value in self.requests if method == "GET"])
 
     @property
     def base_url(self) -> str:
@@ -59,17 +73,37 @@ class ArchiveServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: ArchiveServer
 
+    def handle(self) -> None:
+        if self.connection.recv(1, socket.MSG_PEEK) == b"\x16":  # a TLS ClientHello on this plain-HTTP port
+            self.server.requests.append(("TLS", None))
+            self.connection.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            return
+        super().handle()
+
+    def do_HEAD(self) -> None:
+        self.server.requests.append(("HEAD", None))
+        if self.path != "/datasets/facades.tar.gz":
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.server.archive)))
+        self.end_headers()
+
     def do_GET(self) -> None:
+        requested = self.headers.get("Range")
+        self.server.requests.append(("GET", requested))
         if self.path != "/datasets/facades.tar.gz":
             self.send_error(404)
             return
         data, start = self.server.archive, 0
-        requested = self.headers.get("Range")
-        self.server.range_headers.append(requested)
         if requested and self.server.support_range:
             start = int(requested.split("=")[1].split("-")[0])
             if start >= len(data):
-                self.send_error(416)
+                self.send_response(416)
+                if self.server.content_range_on_416:
+                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
                 return
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -200,3 +234,166 @@ def test_cli_download(tmp_path, server, capsys):
     url = f"http://127.0.0.1:{unused_port()}"
     assert main(["download", "maps", "--root", str(tmp_path), "--base-url", url, "--no-progress"]) == 1
     assert f"cannot reach {url}/maps.tar.gz" in capsys.readouterr().err
+
+
+# --- integrity: SHA-256 ---------------------------------------------------------------------------
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_correct_hash_extracts_without_a_warning(tmp_path, server):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # neither unverified nor insecure
+        path = download(tmp_path, server, sha256=sha256_of(server.archive).upper())  # case does not matter
+    assert leftovers(tmp_path) == ["facades"]
+    assert len(PairedImageDataset(path / "train")) == 3
+
+
+def test_wrong_hash_deletes_the_download_and_extracts_nothing(tmp_path, server):
+    wrong = "ab" * 32
+    pattern = rf"SHA-256 mismatch for {server.base_url}/facades\.tar\.gz: expected {wrong}, got {sha256_of(server.archive)}"
+    with pytest.raises(DatasetDownloadError, match=pattern):
+        download(tmp_path, server, sha256=wrong)
+    assert leftovers(tmp_path) == []  # no .part, no staging folder, no facades/
+
+
+def test_malformed_hash_is_refused_before_any_request(tmp_path, server):
+    with pytest.raises(ValueError, match="not a SHA-256 hex digest"):
+        download(tmp_path, server, sha256="1234")
+    assert server.requests == [] and leftovers(tmp_path) == []
+
+
+def pin(monkeypatch, sha256: str | None, size: int | None = None) -> None:
+    """Put a facades entry with this hash and size into the registry (for this test only)."""
+    monkeypatch.setitem(download_module.DATASETS, "facades", DatasetInfo("facades", "facades.tar.gz", sha256, size))
+
+
+def test_registry_hash_is_used_and_the_argument_wins(tmp_path, server, monkeypatch):
+    pin(monkeypatch, "cd" * 32)
+    with pytest.raises(DatasetDownloadError, match=f"expected {'cd' * 32}"):
+        download(tmp_path / "a", server)
+    assert leftovers(tmp_path / "a") == []
+    pin(monkeypatch, sha256_of(server.archive))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnverifiedDownloadWarning)
+        assert download(tmp_path / "b", server).is_dir()
+    pin(monkeypatch, "cd" * 32)
+    assert download(tmp_path / "c", server, sha256=sha256_of(server.archive)).is_dir()
+
+
+def test_unknown_hash_warns_once_with_the_computed_digest(tmp_path, server, monkeypatch):
+    pin(monkeypatch, None)  # as long as the real hashes are unknown, this is the registry's state
+    digest = sha256_of(server.archive)
+    with pytest.warns(UnverifiedDownloadWarning, match=rf'could not be verified.*sha256="{digest}"') as record:
+        download(tmp_path, server)
+    assert len([w for w in record if w.category is UnverifiedDownloadWarning]) == 1
+
+
+def test_resume_hashes_the_whole_file(tmp_path, server):
+    half, good = len(server.archive) // 2, sha256_of(server.archive)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / ".facades.tar.gz.part").write_bytes(server.archive[:half])
+    assert download(tmp_path / "a", server, sha256=good).is_dir()
+    # A partial file that is not the archive's prefix: only the whole resumed file's hash can tell.
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / ".facades.tar.gz.part").write_bytes(bytes(half))
+    with pytest.raises(DatasetDownloadError, match=f"SHA-256 mismatch.*expected {good}"):
+        download(tmp_path / "b", server, sha256=good)
+    assert leftovers(tmp_path / "b") == []
+    assert server.range_headers == [f"bytes={half}-", f"bytes={half}-"]  # both resumed, never refetched
+
+
+# --- a complete .part file (killed between download and extraction) --------------------------------
+@pytest.mark.parametrize("content_range", [True, False], ids=["416-content-range", "416-then-HEAD"])
+def test_complete_part_file_is_not_downloaded_again(tmp_path, server, content_range):
+    server.content_range_on_416 = content_range
+    size = len(server.archive)
+    (tmp_path / ".facades.tar.gz.part").write_bytes(server.archive)
+    path = download(tmp_path, server, sha256=sha256_of(server.archive))
+    assert len(PairedImageDataset(path / "train")) == 3 and leftovers(tmp_path) == ["facades"]
+    assert server.requests == [("GET", f"bytes={size}-")] + ([] if content_range else [("HEAD", None)])
+
+
+def test_part_file_longer_than_the_archive_is_refetched(tmp_path, server):
+    size = len(server.archive)
+    (tmp_path / ".facades.tar.gz.part").write_bytes(server.archive + b"junk")
+    assert download(tmp_path, server, sha256=sha256_of(server.archive)).is_dir()
+    assert server.requests == [("GET", f"bytes={size + 4}-"), ("GET", None)]
+
+
+def test_complete_part_file_of_known_size_needs_no_network(tmp_path, server, monkeypatch):
+    pin(monkeypatch, sha256_of(server.archive), size=len(server.archive))
+    (tmp_path / ".facades.tar.gz.part").write_bytes(server.archive)
+    path = download_dataset("facades", tmp_path, base_url=f"http://127.0.0.1:{unused_port()}", progress=False)
+    assert len(PairedImageDataset(path / "train")) == 3 and leftovers(tmp_path) == ["facades"]
+
+
+# --- https first, http fallback for the default server only ----------------------------------------
+@pytest.fixture
+def default_server_is(monkeypatch, server):
+    """Point DEFAULT_BASE_URL at ``https://`` on the loopback server's plain-HTTP port (TLS fails there)."""
+    monkeypatch.delenv("PIX2PIX_DATASETS_URL", raising=False)
+    https_url = server.base_url.replace("http://", "https://")
+    monkeypatch.setattr(download_module, "DEFAULT_BASE_URL", https_url)
+    return https_url
+
+
+@pytest.mark.parametrize("known_hash", [False, True])
+def test_default_server_falls_back_to_http_with_a_warning(tmp_path, server, default_server_is, known_hash):
+    url = f"{server.base_url}/facades.tar.gz"
+    sha256 = sha256_of(server.archive) if known_hash else None
+    check = "checked against its known SHA-256" if known_hash else "NOT verified"
+    with pytest.warns(InsecureDownloadWarning, match=rf"over HTTPS .*UNENCRYPTED {url}\..*{check}"):
+        path = download_dataset("facades", tmp_path, sha256=sha256, progress=False, retries=0)
+    assert len(PairedImageDataset(path / "train")) == 3
+    assert server.requests == [("TLS", None), ("GET", None)]
+
+
+def test_fallback_still_verifies_the_hash(tmp_path, server, default_server_is):
+    with pytest.warns(InsecureDownloadWarning), pytest.raises(DatasetDownloadError, match="SHA-256 mismatch"):
+        download_dataset("facades", tmp_path, sha256="ef" * 32, progress=False, retries=0)
+    assert leftovers(tmp_path) == []  # the unencrypted, wrong archive was deleted, nothing extracted
+
+
+def test_user_base_url_is_used_as_given(tmp_path, server, default_server_is, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InsecureDownloadWarning)
+        assert download(tmp_path / "http", server).is_dir()  # plain http to a mirror: no fallback warning
+        monkeypatch.setenv("PIX2PIX_DATASETS_URL", server.base_url)
+        assert download_dataset("facades", tmp_path / "env", progress=False).is_dir()
+        # A user's https URL that fails is an error, not a silent downgrade.
+        with pytest.raises(DatasetDownloadError, match=rf"cannot reach {default_server_is}/facades\.tar\.gz"):
+            download_dataset("facades", tmp_path / "https", base_url=default_server_is, progress=False, retries=0)
+    assert server.requests == [("GET", None), ("GET", None), ("TLS", None)]
+    assert not (tmp_path / "https" / "facades").exists()
+
+
+def test_cli_download_checks_the_hash(tmp_path, server, capsys):
+    from pix2pix_lib.cli import main
+
+    common = ["--base-url", server.base_url, "--no-progress"]
+    assert main(["download", "facades", "--root", str(tmp_path / "bad"), "--sha256", "12" * 32, *common]) == 1
+    assert f"SHA-256 mismatch for {server.base_url}/facades.tar.gz" in capsys.readouterr().err
+    assert main(["download", "facades", "--root", str(tmp_path / "x"), "--sha256", "xyz", *common]) == 1
+    assert "not a SHA-256 hex digest" in capsys.readouterr().err
+    good = sha256_of(server.archive)
+    assert main(["download", "facades", "--root", str(tmp_path / "ok"), "--sha256", good, *common]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_cli_prints_the_hash_to_pin(tmp_path, server, capsys):
+    from pix2pix_lib.cli import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", UnverifiedDownloadWarning)  # undo this module's "ignore"
+        assert main(["download", "facades", "--root", str(tmp_path), "--base-url", server.base_url, "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: the archive") and f"--sha256 {sha256_of(server.archive)}" in err
+
+
+def test_registry_entries_are_well_formed():
+    assert tuple(download_module.DATASETS) == DATASET_NAMES
+    for name, info in download_module.DATASETS.items():
+        assert info.name == name and info.archive == f"{name}.tar.gz" and info.description
+        assert info.sha256 is None or (len(info.sha256) == 64 and set(info.sha256) <= set("0123456789abcdef"))
+        assert info.size is None or info.size > 0

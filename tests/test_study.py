@@ -16,6 +16,7 @@ from PIL import Image
 
 from pix2pix_lib.cli import main
 from pix2pix_lib.evaluation import build_study_trials, render_study_page, write_study_page
+from pix2pix_lib.evaluation.study import json_for_script
 
 CHROMIUM = next(
     (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
@@ -170,3 +171,56 @@ def test_page_waits_for_answers_and_respects_the_display_time(tmp_path: Path, fo
     # Not enough virtual time for one 2 s exposure: still showing the first image.
     dom = dump_dom(page, "autoplay=rrrr", tmp_path, virtual_ms=1500)
     assert 'data-phase="showing"' in dom and "Image 1 of 4" in dom
+
+
+# File names that break a page whose JSON escapes only "</": "<!--<script" puts the HTML parser in its
+# "script data double escaped" state, so the config's </script> no longer ends it and no script runs.
+# ("/" cannot be in a file name, so "</script>" is checked through json_for_script, and so is "-->",
+# which would end that state again and hide the bug.)
+HOSTILE_NAMES = ["a<!--<script>x", "b <!--<script & x", "c\u2028\u2029 é"]
+
+
+@pytest.fixture()
+def hostile_folders(tmp_path: Path) -> tuple[Path, Path]:
+    real, fake = _images(tmp_path / "real", 1, ".png", 0), _images(tmp_path / "fake", 2, ".png", 1)
+    try:
+        for folder, names in ((real, HOSTILE_NAMES[:1]), (fake, HOSTILE_NAMES[1:])):
+            for old, name in zip(sorted(folder.iterdir()), names, strict=False):
+                old.rename(folder / f"{name}.png")
+    except OSError as error:
+        pytest.skip(f"the file system refuses these names: {error}")
+    return real, fake
+
+
+def test_json_for_script_escapes_what_html_would_parse() -> None:
+    value = {"name": "</script><!--<script>-->&\u2028\u2029", "n": [1, 2.5, None]}
+    text = json_for_script(value)
+    assert json.loads(text) == value
+    assert not re.search("[<>&\u2028\u2029]", text)
+    assert "\\u003c/script\\u003e\\u003c!--" in text
+
+
+def test_hostile_file_names_cannot_break_the_page(tmp_path: Path, hostile_folders: tuple[Path, Path]) -> None:
+    real, fake = hostile_folders
+    page = tmp_path / "study.html"
+    trials = write_study_page(real, fake, page, title="__COUNT__ <i>")
+    text = page.read_text(encoding="utf-8")
+    assert "<!--" not in text and "-->" not in text
+    assert text.count("</script") == 2 and text.count("<script") == 2  # only the two real script elements
+    body = re.search(r'<script id="study-config" type="application/json">(.*?)</script>', text, re.S)[1]
+    assert not re.search("[<>&\u2028\u2029]", body)
+    assert sorted(t["name"] for t in json.loads(body)["trials"]) == sorted(t.path.name for t in trials)
+    assert "<title>__COUNT__ &lt;i&gt;</title>" in text  # placeholders inside values are left alone
+
+
+@pytest.mark.browser
+@requires_chromium
+def test_hostile_file_names_page_runs_in_chromium(tmp_path: Path, hostile_folders: tuple[Path, Path]) -> None:
+    real, fake = hostile_folders
+    page = tmp_path / "study.html"
+    trials = write_study_page(real, fake, page, seconds=0.5)
+    dom = dump_dom(page, "autoplay=rfr", tmp_path)
+    assert 'data-phase="done"' in dom, "the page's script did not run"
+    results, rows = _results(dom)
+    assert [a["name"] for a in results["answers"]] == [t.path.name for t in trials]
+    assert [row["name"] for row in rows] == [t.path.name for t in trials]

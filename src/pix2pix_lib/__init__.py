@@ -19,6 +19,7 @@ _EXPORTS = {
     "available_devices": ".devices",
     "select_device": ".devices",
     "evaluate": ".evaluation",
+    "export": ".exporting",
     "translate": ".inference",
     "CheckpointError": ".models",
     "PatchDiscriminator": ".models",
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .data import PairedImageDataset, SyntheticPairs, download_dataset  # noqa: F401
     from .devices import available_devices, select_device  # noqa: F401
     from .evaluation import evaluate  # noqa: F401
+    from .exporting import export  # noqa: F401
     from .inference import translate  # noqa: F401
     from .models import CheckpointError, PatchDiscriminator, TaskMetadata, UNetGenerator  # noqa: F401
     from .norm_modes import DEFAULT_NORM_MODE, inference_norm  # noqa: F401

@@ -63,7 +63,19 @@ def check_norm_mode(mode: object, option: str = "norm_mode") -> NormMode:
 
 def resolve_norm_mode(norm_mode: str | None, model: nn.Module) -> NormMode:
     """The mode to run ``model`` in: ``norm_mode`` if given, else the model's
-    ``task.recommended_norm_mode`` (from its config.json), else :data:`DEFAULT_NORM_MODE`."""
+    ``task.recommended_norm_mode`` (from its config.json), else :data:`DEFAULT_NORM_MODE`.
+
+    A model with a ``fixed_norm_mode`` (an exported ONNX graph has its mode baked in) runs only in
+    that mode: asking for another is a :class:`ValueError`.
+    """
+    fixed = getattr(model, "fixed_norm_mode", None)
+    if fixed is not None:
+        if norm_mode is not None and norm_mode != fixed:
+            raise ValueError(
+                f"norm_mode={norm_mode!r} cannot be used with {type(model).__name__}: norm_mode={fixed!r} is baked "
+                "into it at export; omit norm_mode, or export again with the mode you want"
+            )
+        return check_norm_mode(fixed)
     if norm_mode is not None:
         return check_norm_mode(norm_mode)
     task = getattr(model, "task", None)

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .deploy import add_export, add_serve
 from .evaluation import add_evaluate, add_study
 from .models import add_convert, add_download, add_translate
 from .training import add_demo, add_train
@@ -42,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pix2pix_lib {__version__}")
     parser.add_argument("--debug", action="store_true", help=f"show tracebacks of errors (or set {DEBUG_ENV}=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_demo, add_train, add_evaluate, add_study, add_translate, add_convert, add_download, _add_bench):
+    for add in (
+        add_demo, add_train, add_evaluate, add_study, add_translate, add_export, add_serve, add_convert, add_download,
+        _add_bench,
+    ):  # fmt: skip
         add(commands)
     return parser
 

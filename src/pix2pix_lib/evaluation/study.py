@@ -18,6 +18,7 @@ import base64
 import html
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ __all__ = [
     "IMAGE_TYPES",
     "StudyTrial",
     "build_study_trials",
+    "json_for_script",
     "list_images",
     "render_study_page",
     "write_study_page",
@@ -91,6 +93,19 @@ def build_study_trials(
     return chosen
 
 
+_SCRIPT_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+def json_for_script(value: object) -> str:
+    """``value`` as JSON that is safe inside an HTML ``<script>`` element (any ``type``).
+
+    ``<``, ``>``, ``&``, U+2028 and U+2029 become ``\\u003c``-style escapes (valid JSON and JavaScript
+    with the same value), so no ``</script``, ``<!--`` or ``-->`` from a file name can end the element
+    or switch the HTML parser into its "script data escaped" state.
+    """
+    return json.dumps(value).translate(_SCRIPT_ESCAPES)  # ensure_ascii: also lone surrogates of odd file names
+
+
 def _data_uri(path: Path) -> str:
     try:
         with Image.open(path) as image:
@@ -119,14 +134,14 @@ def render_study_page(
         for index, trial in enumerate(trials)
     ]
     config = {"seconds": seconds, "gapSeconds": gap_seconds, "trials": payload}
-    # "</" must not appear inside <script>; JSON allows the escaped form.
-    config_json = json.dumps(config).replace("</", "<\\/")
-    return (
-        _PAGE.replace("__TITLE__", html.escape(title))
-        .replace("__SECONDS__", f"{seconds:g}")
-        .replace("__COUNT__", str(len(trials)))
-        .replace("__CONFIG__", config_json)
-    )
+    values = {
+        "TITLE": html.escape(title),
+        "SECONDS": f"{seconds:g}",
+        "COUNT": str(len(trials)),
+        "CONFIG": json_for_script(config),
+    }
+    # One pass, so a placeholder inside a value (a title "__COUNT__") is left as it is.
+    return re.sub(r"__(TITLE|SECONDS|COUNT|CONFIG)__", lambda match: values[match[1]], _PAGE)
 
 
 def write_study_page(

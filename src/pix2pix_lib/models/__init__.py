@@ -9,8 +9,9 @@
 """
 
 from .discriminator import PatchDiscriminator
-from .generator import UNetGenerator, pad_to_multiple
+from .generator import UNetGenerator
 from .huggan import HugGANGenerator
+from .padding import pad_to_multiple
 from .registry import MODEL_CLASSES, build_model, register_model
 from .state_dict import CheckpointError
 from .task import DIRECTIONS, Direction, TaskMetadata

@@ -7,27 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .hub_mixin import PretrainedMixin
+from .padding import crop, pad_to_multiple
 from .layers import NormName, check_generator_options, check_norm, conv_bias, init_pix2pix_weights, make_norm
 
-__all__ = ["UNetGenerator", "pad_to_multiple"]
-
-
-def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Pad ``image`` (N, C, H, W) on all sides so that H and W are multiples of ``multiple``.
-
-    The content stays centred. Padding mirrors the image (``reflect``); when a side would need more
-    padding than the image is wide, it repeats the edge pixels instead (``replicate``).
-    Returns the padded tensor and ``(left, right, top, bottom)`` so the caller can crop back.
-    """
-    height, width = image.shape[-2:]
-    pad_h = -height % multiple
-    pad_w = -width % multiple
-    if pad_h == 0 and pad_w == 0:
-        return image, (0, 0, 0, 0)
-    top, left = pad_h // 2, pad_w // 2
-    pads = (left, pad_w - left, top, pad_h - top)
-    reflectable = max(pads[0], pads[1]) < width and max(pads[2], pads[3]) < height
-    return F.pad(image, pads, mode="reflect" if reflectable else "replicate"), pads
+__all__ = ["UNetGenerator"]
 
 
 class UNetGenerator(nn.Module, PretrainedMixin, architecture="pix2pix-unet"):
@@ -137,4 +120,4 @@ class UNetGenerator(nn.Module, PretrainedMixin, architecture="pix2pix-unet"):
         for block in self.decoder:
             x = torch.cat([skips.pop(), block(F.relu(x))], dim=1)
         x = torch.tanh(self.head(F.relu(x)))
-        return x[..., top : top + height, left : left + width]
+        return crop(x, top, left, height, width)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .generator import pad_to_multiple
 from .hub_mixin import PretrainedMixin
 from .layers import check_generator_options, init_pix2pix_weights
+from .padding import crop, pad_to_multiple
 
 __all__ = ["HugGANGenerator"]
 
@@ -123,4 +123,4 @@ class HugGANGenerator(nn.Module, PretrainedMixin, architecture="huggan-unet"):
         for k in range(1, DEPTH):
             x = getattr(self, f"up{k}")(x, skips.pop())
         x = self.final(x)
-        return x[..., top : top + height, left : left + width]
+        return crop(x, top, left, height, width)

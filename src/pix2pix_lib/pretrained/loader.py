@@ -15,6 +15,7 @@ from torch import nn
 from ..devices import DeviceLike, select_device
 from ..models.hub import download_file, is_repo_id
 from ..models.hub_mixin import read_config
+from ..models.onnx_generator import OnnxGenerator
 from ..models.registry import load_model_folder
 from ..models.state_dict import CheckpointError, read_state_dict
 from .checkpoint_layout import GENERATOR_DIR, LEGACY_META_FILE, is_training_checkpoint, resolve_checkpoint
@@ -24,7 +25,7 @@ from .named import PRETRAINED, list_pretrained
 
 __all__ = ["load_pretrained", "upload_saved_folder"]
 
-_WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt")
+_WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt", ".onnx")
 _BARE_WEIGHTS = (constants.SAFETENSORS_SINGLE_FILE, constants.PYTORCH_WEIGHTS_NAME)
 
 
@@ -87,7 +88,9 @@ def load_pretrained(
     * a training run of :class:`~pix2pix_lib.Pix2PixTrainer`: the run folder, its ``checkpoints``
       folder or ``checkpoints/latest`` (the latest checkpoint), or one checkpoint folder;
     * a weights file: ``.safetensors``, or a legacy pickle (``latest_net_G.pth`` of the reference
-      implementation, a HugGAN ``pytorch_model.bin``), whose layout is detected from its keys.
+      implementation, a HugGAN ``pytorch_model.bin``), whose layout is detected from its keys;
+    * an ``.onnx`` file written by :func:`pix2pix_lib.export`: an
+      :class:`~pix2pix_lib.models.onnx_generator.OnnxGenerator` that runs it with onnxruntime.
 
     The returned module carries ``.task`` (:class:`~pix2pix_lib.TaskMetadata`) when known. Nothing
     a file names is imported or called: architectures come from
@@ -110,6 +113,8 @@ def load_pretrained(
             read_state_dict(weights), f"{entry.name} ({entry.repo_id}/{entry.filename})", layout=entry.layout
         )
         model.task = entry.task_metadata()  # type: ignore[assignment]
+    elif path.is_file() and path.suffix.lower() == ".onnx":  # written by pix2pix_lib.export; runs in onnxruntime
+        model = OnnxGenerator(path)
     elif path.exists():
         model = _load_local(path)
     elif (

@@ -1,6 +1,6 @@
 """Share a generator the way the registered ones are shared: config.json + model.safetensors + model card.
 
-    # a generator you trained (a save_pretrained folder or a checkpoint), or a reference latest_net_G.pth
+    # a generator you trained (a run folder, a save_pretrained folder), or a reference latest_net_G.pth
     python examples/publish_to_hub.py checkpoints/facades_label2photo/latest_net_G.pth --out facades-export
     # ... and upload it (needs `hf auth login` or HF_TOKEN)
     python examples/publish_to_hub.py facades-export --out facades-export --repo-id your-name/pix2pix-facades
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from pix2pix_lib.inference import translate
-from pix2pix_lib.pretrained import TaskMetadata, load_pretrained, publish
+from pix2pix_lib import TaskMetadata, load_pretrained
 
 
 def main() -> None:
@@ -57,7 +57,7 @@ def main() -> None:
     print("reloaded folder gives identical outputs")
 
     if args.repo_id:
-        url = publish(reloaded, args.repo_id, private=args.private or None)
+        url = reloaded.push_to_hub(args.repo_id, private=args.private or None)
         print(f"uploaded: {url}\nuse it with: translate(image, model={args.repo_id!r})")
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pix2pix_lib import UNetGenerator
 from pix2pix_lib.demo import DEFAULT_MAX_PIXELS, build_demo
-from pix2pix_lib.pretrained import TaskMetadata
+from pix2pix_lib import TaskMetadata
 
 
 def save_untrained_model(folder: Path) -> Path:

@@ -199,7 +199,7 @@ def test_write_space_writes_a_runnable_app(tmp_path: Path, capsys) -> None:
     assert main(["serve", "--model", "maps", "--write-space", str(tmp_path / "cli-space")]) == 0
     assert "build_demo('maps'" in (tmp_path / "cli-space" / "app.py").read_text()
     assert main(["serve", "--model", "./here", "--write-space", str(tmp_path / "x")]) == 1
-    assert "pix2pix serve --write-space:" in capsys.readouterr().err
+    assert "pix2pix serve: error: write_space:" in capsys.readouterr().err
 
 
 def test_example_script_builds_the_demo(capsys) -> None:

@@ -149,12 +149,12 @@ def _run_train(args: argparse.Namespace) -> int:
             return 2
         try:
             config = (TrainConfig.from_json(args.config) if args.config else TrainConfig()).replace(**overrides)
-            resumed = None
-            if args.resume is not None:
-                resumed = Pix2PixTrainer.from_checkpoint(args.resume, device=args.device, overrides=overrides)
-        except ValueError as error:
+        except ValueError as error:  # a bad option value: a usage error
             print(f"error: {error}", file=sys.stderr)
             return 2
+        resumed = None
+        if args.resume is not None:  # a bad checkpoint is an ordinary error (one line, or --debug)
+            resumed = Pix2PixTrainer.from_checkpoint(args.resume, device=args.device, overrides=overrides)
         if resumed is not None:
             trainer = resumed
             if trainer.task.direction not in (None, args.direction):

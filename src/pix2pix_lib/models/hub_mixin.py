@@ -243,7 +243,10 @@ class PretrainedMixin(
                 f"{source}: describes a {architecture!r} model, not {cls.__name__} ({cls.architecture!r}); "
                 f"load it with pix2pix_lib.load_pretrained({model_id!r})"
             )
-        model = instantiate(cls, model_kwargs, source)
+        # Every key of the config must be metadata or a constructor argument: a typo or a foreign key is an
+        # error, not something huggingface_hub's from_pretrained silently drops.
+        arguments = {key: value for key, value in config.items() if key not in METADATA_KEYS}
+        model = instantiate(cls, {**arguments, **model_kwargs}, source)
         weights = _locate_weights(model_id, revision, cache_dir, force_download, local_files_only, token)
         load_state_dict_strict(model, read_state_dict(weights), str(weights))
         try:

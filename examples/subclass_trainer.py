@@ -3,7 +3,9 @@
 Some published pix2pix variants add ``beta * KL(target || generated)`` to the generator objective,
 comparing the two images as distributions. Here each channel of an image is turned into a
 distribution over pixel positions with a softmax, and the KL term is averaged over the batch.
-Everything else (optimizers, schedule, discriminator loss, checkpoints, DDP) is inherited.
+Everything else (optimizers, schedule, discriminator loss, checkpoints, DDP) is inherited; ``beta``
+travels in every checkpoint through ``on_save_checkpoint`` / ``on_load_checkpoint``, so
+``KLPix2PixTrainer.from_checkpoint(run)`` and ``fit(..., resume=run)`` need no extra arguments.
 
     python examples/subclass_trainer.py --steps 200 --beta 10 --out runs/kl-demo
 """
@@ -35,6 +37,12 @@ class KLPix2PixTrainer(Pix2PixTrainer):
     def __init__(self, *args, beta: float = 1.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.beta = beta
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["beta"] = self.beta
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.beta = checkpoint["beta"]
 
     def generator_loss(self, batch: dict, fake_b: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         loss, logs = super().generator_loss(batch, fake_b)

@@ -7,7 +7,6 @@ first by the first per-image metric; clicking a column header re-sorts by that c
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
@@ -23,9 +22,11 @@ from torch import Tensor
 
 from ..atomic_io import write_bytes_atomically, write_text_atomically
 from ..metrics import METRICS
+from .embedding import data_uri, json_for_script
 
 __all__ = ["REPORT_FILES", "encode_jpeg", "render_html", "save_png", "write_report"]
 
+JPEG = "image/jpeg"
 #: File names :func:`write_report` writes inside ``out_dir``.
 REPORT_FILES = {"metrics": "metrics.json", "per_image": "per_image.csv", "report": "report.html"}
 
@@ -50,10 +51,6 @@ def save_png(image01: Tensor, path: str | Path) -> Path:
     buffer = io.BytesIO()
     _to_pil(image01).save(buffer, format="PNG")
     return write_bytes_atomically(path, buffer.getvalue())
-
-
-def _data_uri(data: bytes, mime: str = "image/jpeg") -> str:
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def _json_safe(value: Any) -> Any:
@@ -159,7 +156,7 @@ def render_html(
         index, path = row["index"], str(row["path"])
         if rank < limit and index < len(triplets):
             cells = "".join(
-                f"<td><img alt='{label}' src='{_data_uri(data)}'></td>"
+                f"<td><img alt='{label}' src='{data_uri(data, JPEG)}'></td>"
                 for label, data in zip(("input", "generated", "target"), triplets[index], strict=True)
             )
         else:
@@ -185,7 +182,7 @@ def render_html(
         headers="".join(header_cells),
         rows="\n".join(body),
         sort_note=sort_note,
-        first_metric=html.escape(names[0]) if names else "",
+        first_metric=json_for_script(names[0] if names else ""),
     )
 
 
@@ -222,7 +219,7 @@ click a metric header to sort worst first by it, click again to reverse
 (function () {{
   var table = document.getElementById("per-image");
   var headers = table.querySelectorAll("th.sortable");
-  var state = {{ key: "{first_metric}", worstFirst: true }};
+  var state = {{ key: {first_metric}, worstFirst: true }};
   function cellValue(row, key) {{ return parseFloat(row.querySelector('td[data-key="' + key + '"]').dataset.value); }}
   function sortBy(th, worstFirst) {{
     var key = th.dataset.key, higherBetter = th.dataset.higherBetter === "1";

@@ -14,9 +14,7 @@ clicking the answer buttons (``&input=keys``: by key presses), and ``window.stud
 
 from __future__ import annotations
 
-import base64
 import html
-import json
 import random
 import re
 from collections.abc import Sequence
@@ -24,15 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from PIL import Image
-
 from ..atomic_io import write_text_atomically
+from ..data.image_io import read_image
+from .embedding import data_uri, json_for_script
 
 __all__ = [
     "IMAGE_TYPES",
     "StudyTrial",
     "build_study_trials",
-    "json_for_script",
     "list_images",
     "render_study_page",
     "write_study_page",
@@ -93,27 +90,10 @@ def build_study_trials(
     return chosen
 
 
-_SCRIPT_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"}
-
-
-def json_for_script(value: object) -> str:
-    """``value`` as JSON that is safe inside an HTML ``<script>`` element (any ``type``).
-
-    ``<``, ``>``, ``&``, U+2028 and U+2029 become ``\\u003c``-style escapes (valid JSON and JavaScript
-    with the same value), so no ``</script``, ``<!--`` or ``-->`` from a file name can end the element
-    or switch the HTML parser into its "script data escaped" state.
-    """
-    return json.dumps(value).translate(_SCRIPT_ESCAPES)  # ensure_ascii: also lone surrogates of odd file names
-
-
-def _data_uri(path: Path) -> str:
-    try:
-        with Image.open(path) as image:
-            image.verify()
-    except Exception as error:  # noqa: BLE001 - PIL raises many types for unreadable files
-        raise ValueError(f"{path} is not a readable image: {error}") from error
-    mime = IMAGE_TYPES[path.suffix.lower()]
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+def _image_uri(path: Path) -> str:
+    """The file's own bytes for the browser, after checking it decodes by the library's one rule."""
+    read_image(path)  # ImageLoadError naming the file when it is corrupt, truncated or too large
+    return data_uri(path.read_bytes(), IMAGE_TYPES[path.suffix.lower()])
 
 
 def render_study_page(
@@ -130,7 +110,7 @@ def render_study_page(
     if not trials:
         raise ValueError("the study needs at least one trial")
     payload = [
-        {"id": index, "kind": trial.kind, "name": trial.path.name, "src": _data_uri(trial.path)}
+        {"id": index, "kind": trial.kind, "name": trial.path.name, "src": _image_uri(trial.path)}
         for index, trial in enumerate(trials)
     ]
     config = {"seconds": seconds, "gapSeconds": gap_seconds, "trials": payload}

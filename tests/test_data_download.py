@@ -16,14 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pix2pix_lib.data import (
-    DATASET_NAMES,
-    DatasetDownloadError,
-    PairedImageDataset,
-    download_dataset,
-)
+from pix2pix_lib.data import DatasetDownloadError, PairedImageDataset, download_dataset
 from pix2pix_lib.data import download as download_module
-from pix2pix_lib.data.download import DatasetInfo, InsecureDownloadWarning, UnverifiedDownloadWarning
+from pix2pix_lib.data.download import DATASET_NAMES, DatasetInfo, InsecureDownloadWarning, UnverifiedDownloadWarning
 
 # Most tests download without a known hash; the warning that causes is tested on its own below.
 pytestmark = pytest.mark.filterwarnings("ignore::pix2pix_lib.data.download.UnverifiedDownloadWarning")

@@ -31,6 +31,7 @@ from . import __version__
 from .atomic_io import write_text_atomically
 from .data.image_io import IMAGE_EXTENSIONS, ImageLoadError, read_image
 from .devices import DeviceLike
+from .extras import require
 from .inference import SIZE_MODES, translate
 from .models.hub import is_repo_id
 from .models.state_dict import CheckpointError
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
-    "INSTALL_HINT",
     "MIN_SIDE",
     "build_demo",
     "check_upload",
@@ -57,16 +57,11 @@ __all__ = [
 DEFAULT_MAX_PIXELS = 2048 * 2048
 #: Smallest accepted side, in pixels.
 MIN_SIDE = 8
-INSTALL_HINT = 'pip install "pix2pix_lib[demo]"'
 _NOT_RECORDED = "not recorded"
 
 
 def _import_gradio() -> Any:
-    try:
-        import gradio
-    except ImportError as error:
-        raise ImportError(f"the pix2pix web demo needs gradio, which is not installed: {INSTALL_HINT}") from error
-    return gradio
+    return require("gradio", "demo", "the pix2pix web demo")
 
 
 # --- uploads ------------------------------------------------------------------------------------------

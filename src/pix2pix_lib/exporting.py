@@ -36,7 +36,8 @@ from torch import nn
 
 from . import __version__
 from .atomic_io import write_atomically
-from .models.onnx_generator import EXPORT_INFO_KEY, INSTALL_HINT, TASK_METADATA_KEY, import_onnxruntime
+from .extras import require
+from .models.onnx_generator import EXPORT_INFO_KEY, TASK_METADATA_KEY, import_onnxruntime
 from .models.task import TaskMetadata
 from .pretrained import load_pretrained
 from .norm_modes import inference_norm, resolve_norm_mode
@@ -64,14 +65,8 @@ class ExportMismatchError(RuntimeError):
 
 
 def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError as error:
-        raise ImportError(
-            f'export(format="onnx") needs onnx, onnxscript and onnxruntime ({error}); install them with: {INSTALL_HINT}'
-        ) from error
-    import_onnxruntime()
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        require(module, "export", 'export(format="onnx")')
 
 
 def _size_oblivious() -> AbstractContextManager[Any]:

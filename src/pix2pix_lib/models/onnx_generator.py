@@ -22,24 +22,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..extras import require
 from .task import TaskMetadata
 
-__all__ = ["EXPORT_INFO_KEY", "INSTALL_HINT", "TASK_METADATA_KEY", "OnnxGenerator", "import_onnxruntime"]
+__all__ = ["EXPORT_INFO_KEY", "TASK_METADATA_KEY", "OnnxGenerator", "import_onnxruntime"]
 
 #: ONNX ``metadata_props`` key (and ``.pt2`` extra file name) holding the TaskMetadata JSON.
 TASK_METADATA_KEY = "pix2pix_lib.task"
 #: ONNX ``metadata_props`` key (and ``.pt2`` extra file name) holding how the file was exported.
 EXPORT_INFO_KEY = "pix2pix_lib.export"
-INSTALL_HINT = 'pip install "pix2pix_lib[export]"'
 
 
 def import_onnxruntime() -> ModuleType:
     """``import onnxruntime``, or an :class:`ImportError` that says how to install it."""
-    try:
-        import onnxruntime
-    except ImportError as error:
-        raise ImportError(f"running ONNX files needs onnxruntime, which is not installed: {INSTALL_HINT}") from error
-    return onnxruntime
+    return require("onnxruntime", "export", "running ONNX files")
 
 
 def _read_json(metadata: dict[str, str], key: str, path: Path) -> dict[str, Any] | None:

@@ -223,3 +223,19 @@ def test_state_that_would_not_load_back_is_refused_when_saving(tmp_path) -> None
     with pytest.raises(TypeError, match=r"checkpoint\['thing'\]"):
         trainer.save_checkpoint()
     assert not (tmp_path / "run" / "checkpoints" / "latest").exists()
+
+
+def test_a_signal_during_a_routine_save_stops_training_after_that_save(tmp_path) -> None:
+    class SignalledWhileSaving(Pix2PixTrainer):
+        def on_save_checkpoint(self, checkpoint: dict) -> None:
+            if self.global_step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of the save
+
+    trainer = tiny_trainer(tmp_path, cls=SignalledWhileSaving, sample_every=0, checkpoint_every=1, max_steps=10)
+    previous = signal.getsignal(signal.SIGTERM)
+    trainer.fit(SyntheticPairs(length=2, size=32))  # one epoch = 2 steps: the epoch-end save is signalled
+    assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored
+    assert trainer.interrupted and trainer.stop_reason == "interrupted (SIGTERM)" and trainer.global_step == 2
+    manager = CheckpointManager(tmp_path / "run" / "checkpoints")
+    assert [p.name for p in manager.checkpoints()] == ["step-00000002"]  # the save completed, and only once
+    assert read_checkpoint(tmp_path / "run").meta["global_step"] == 2

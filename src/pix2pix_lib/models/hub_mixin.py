@@ -245,6 +245,8 @@ class PretrainedMixin(
             )
         # Every key of the config must be metadata or a constructor argument: a typo or a foreign key is an
         # error, not something huggingface_hub's from_pretrained silently drops.
+        for transport_option in ("proxies", "resume_download"):  # passed by older huggingface_hub versions
+            model_kwargs.pop(transport_option, None)
         arguments = {key: value for key, value in config.items() if key not in METADATA_KEYS}
         model = instantiate(cls, {**arguments, **model_kwargs}, source)
         weights = _locate_weights(model_id, revision, cache_dir, force_download, local_files_only, token)

@@ -67,7 +67,7 @@ class CheckpointIO:
             "world_size": self.distributed.world_size,
             "pix2pix_lib_version": __version__,
         }
-        with deferred_signals():
+        with deferred_signals():  # a signal that arrives now is raised once the save is complete
             if path is None:
                 fill = partial(
                     fill_checkpoint, generator=self.generator, discriminator=self.discriminator,
@@ -76,7 +76,7 @@ class CheckpointIO:
                 directory = self.checkpoint_manager().save(self.global_step, fill)
             else:
                 directory = write_checkpoint(path, self.generator, self.discriminator, state, meta, self.task)
-        self._last_saved_step = self.global_step
+            self._last_saved_step = self.global_step
         return directory
 
     def load_checkpoint(self: Pix2PixTrainer, path: str | os.PathLike[str]) -> None:

@@ -62,6 +62,19 @@ def saved_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A training run (what ``pix2pix train`` leaves), served by ``--model RUN``."""
+    from pix2pix_lib import PatchDiscriminator
+    from pix2pix_lib.training import Pix2PixTrainer, TrainConfig
+
+    run = tmp_path_factory.mktemp("demo-run") / "run"
+    config = TrainConfig(out_dir=str(run), precision="fp32", progress_bar=False, tensorboard=False)
+    trainer = Pix2PixTrainer(_small_model(), PatchDiscriminator(base_channels=4, n_layers=1), config, device="cpu", task=TASK)
+    trainer.save_checkpoint()
+    return run
+
+
 def _png_header_only(path: Path, width: int, height: int) -> Path:
     """A PNG whose header says width x height, followed by a few bytes of garbage image data."""
 
@@ -216,8 +229,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(saved_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``python -m pix2pix_lib serve`` on a free loopback port; yields its URL, stops it afterwards."""
+def server(run_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m pix2pix_lib serve --model RUN`` on a free loopback port; yields its URL, stops it afterwards."""
     port = _free_port()
     work = tmp_path_factory.mktemp("demo-server")
     env = {
@@ -226,7 +239,7 @@ def server(saved_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "OMP_NUM_THREADS": "1",
     }  # fmt: skip
     log = open(work / "server.log", "w+b")  # noqa: SIM115 -- closed in the finally below
-    command = [sys.executable, "-m", "pix2pix_lib", "serve", "--model", str(saved_model), "--port", str(port)]
+    command = [sys.executable, "-m", "pix2pix_lib", "serve", "--model", str(run_folder), "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -255,9 +268,10 @@ def server(saved_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         log.close()
 
 
-def test_gradio_client_gets_the_pixels_translate_gives(server: str, saved_model: Path, tmp_path: Path) -> None:
+def test_gradio_client_gets_the_pixels_translate_gives(server: str, run_folder: Path, tmp_path: Path) -> None:
     client = Client(server, verbose=False, download_files=str(tmp_path / "downloads"))
-    model = load_pretrained(saved_model, device="cpu")
+    model = load_pretrained(run_folder, device="cpu")
+    assert model.task == TASK
     image = _rgba_image(tmp_path / "in.png")
     for size_mode, norm_mode in (("native", "per_image"), ("resize", "running")):
         result = client.predict(handle_file(str(image)), size_mode, norm_mode, api_name="/translate")

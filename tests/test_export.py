@@ -204,15 +204,21 @@ def test_translate_refuses_another_norm_mode_than_the_baked_one(exported) -> Non
         translate(image, model=path, norm_mode="running")
 
 
-def test_cli_export_writes_a_loadable_file(tmp_path, capsys) -> None:
+def test_cli_export_of_a_training_run_writes_a_loadable_file(tmp_path, capsys) -> None:
+    from pix2pix_lib import PatchDiscriminator
+    from pix2pix_lib.training import Pix2PixTrainer, TrainConfig
+
     model = small_unet()
-    model.save_pretrained(tmp_path / "saved")
+    config = TrainConfig(out_dir=str(tmp_path / "run"), precision="fp32", progress_bar=False, tensorboard=False)
+    task = TaskMetadata(direction="BtoA", input_domain="label map", output_domain="photo")
+    Pix2PixTrainer(model, PatchDiscriminator(base_channels=4, n_layers=1), config, device="cpu", task=task).save_checkpoint()
     out = tmp_path / "out" / "g.onnx"
-    assert main(["export", "--model", str(tmp_path / "saved"), "--format", "onnx", "--out", str(out),
+    assert main(["export", "--model", str(tmp_path / "run"), "--format", "onnx", "--out", str(out),
                  "--example-size", "64"]) == 0  # fmt: skip
     assert str(out) in capsys.readouterr().out
     image = torch.rand(2, 3, 50, 70) * 2 - 1
     generator = load_pretrained(out)
+    assert generator.task.direction == "BtoA"  # the run's task travels into the file
     with torch.no_grad():
         assert (generator(image).numpy() - reference(model, image, "per_image")).__abs__().max() <= 1e-3
 

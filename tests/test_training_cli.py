@@ -85,3 +85,11 @@ def test_config_file_cannot_be_combined_with_resume(tmp_path, capsys) -> None:
     write_aligned_folder(data, count=1)
     code = main(["train", "--data", str(data), "--resume", str(tmp_path), "--config", str(tmp_path / "c.json")])
     assert code == 2 and "--config cannot be combined with --resume" in capsys.readouterr().err
+
+
+def test_interrupted_runs_exit_like_a_shell() -> None:
+    from pix2pix_lib.cli.training import _exit_code
+
+    assert _exit_code("interrupted (SIGINT)") == 130
+    assert _exit_code("interrupted (SIGTERM)") == 143
+    assert _exit_code("interrupted (SIGUSR1)") == 138

@@ -6,7 +6,7 @@ round is reported. Contenders are :meth:`Pix2PixTrainer.train_step
 <pix2pix_lib.training.Pix2PixTrainer.train_step>` and :func:`pix2pix_lib.inference.translate` in each
 :class:`Setting` (precision x memory layout x compile), and the baseline: the reference
 implementation's networks and step, eager fp32 NCHW, kept in ``benchmarks/baseline.py`` of the
-source tree. Run it as ``python benchmarks/bench.py`` or ``pix2pix bench``; see
+source tree. Run it as ``python benchmarks/bench.py``; see
 ``docs/performance.md``.
 
 Peak memory is measured in a fresh child process per contender (the step alone, above an idle

@@ -310,3 +310,11 @@ def test_lpips_network_loads_cached_backbone_weights(tmp_path, monkeypatch) -> N
     assert torch.equal(network.net.slice1[0].weight, backbone.features[0].weight)
     clean = torch.rand(1, 3, 32, 32)
     assert float(M.lpips(clean, clean, network=network)[0]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_sharpness_sorts_by_distance_from_one() -> None:
+    sharpness = M.METRICS["sharpness"]
+    assert sharpness.ideal == 1.0
+    assert sharpness.goodness(1.0) > sharpness.goodness(1.3) > sharpness.goodness(0.5)
+    assert M.METRICS["psnr"].goodness(30.0) > M.METRICS["psnr"].goodness(20.0)
+    assert M.METRICS["mae"].goodness(0.1) > M.METRICS["mae"].goodness(0.2)

@@ -1,7 +1,9 @@
 """Atomic file writes: fill a temporary file beside the target, then :func:`os.replace` it into place.
 
-Every file pix2pix_lib writes (weights, checkpoints, configs, logs, reports, images) goes through
+Every file pix2pix_lib writes whole (weights, configs, reports, images, sample grids) goes through
 here, so a crash or Ctrl-C half-way leaves the previous file untouched, never a truncated one.
+Checkpoint folders are assembled and renamed into place as a whole (:mod:`pix2pix_lib.training.checkpoint`);
+the JSON-lines logs are appended to, line by line, and a line cut short by a crash is skipped on reading.
 """
 
 from __future__ import annotations

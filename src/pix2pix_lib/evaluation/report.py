@@ -67,13 +67,13 @@ def _json_safe(value: Any) -> Any:
 def _worst_first(rows: list[dict[str, Any]], metric: str | None) -> list[dict[str, Any]]:
     if metric is None:
         return list(rows)
-    higher_better = METRICS[metric].higher_is_better if metric in METRICS else True
+    info = METRICS.get(metric)
 
     def key(row: dict[str, Any]) -> float:
         value = row[metric]
         if math.isnan(value):
             return -math.inf  # unknown values first: they need a look too
-        return value if higher_better else -value
+        return info.goodness(value) if info is not None else value
 
     return sorted(rows, key=key)
 
@@ -146,10 +146,13 @@ def render_html(
     )
     header_cells = []
     for name in names:
-        higher_better = METRICS[name].higher_is_better if name in METRICS else True
+        info = METRICS.get(name)
+        higher_better = info.higher_is_better if info is not None else True
+        ideal = info.ideal if info is not None else None
+        arrow = f"→{ideal:g}" if ideal is not None else ("↑" if higher_better else "↓")
         header_cells.append(
             f"<th class='sortable num' data-key='{html.escape(name)}' data-higher-better='{int(higher_better)}'"
-            f" title='click to sort'>{html.escape(name)} {'↑' if higher_better else '↓'}</th>"
+            f" data-ideal='{'' if ideal is None else ideal}' title='click to sort'>{html.escape(name)} {arrow}</th>"
         )
     body = []
     for rank, row in enumerate(ordered):
@@ -209,7 +212,8 @@ img {{ max-width: 220px; max-height: 220px; display: block; }}
 <h2>Per image</h2>
 <p>Columns: input | generated | target. Rows are sorted <span id="sort-note">{sort_note}</span>;
 click a metric header to sort worst first by it, click again to reverse
-(or open <code>report.html?sort=NAME&amp;order=best</code>). ↑: higher is better, ↓: lower is better.</p>
+(or open <code>report.html?sort=NAME&amp;order=best</code>). ↑: higher is better, ↓: lower is better,
+→1: closer to 1 is better.</p>
 <table id="per-image"><thead><tr><th class="sortable num" data-key="index" data-higher-better="0">#</th>
 <th>path</th><th>input</th><th>generated</th><th>target</th>{headers}</tr></thead>
 <tbody>
@@ -223,9 +227,11 @@ click a metric header to sort worst first by it, click again to reverse
   function cellValue(row, key) {{ return parseFloat(row.querySelector('td[data-key="' + key + '"]').dataset.value); }}
   function sortBy(th, worstFirst) {{
     var key = th.dataset.key, higherBetter = th.dataset.higherBetter === "1";
+    var ideal = th.dataset.ideal ? parseFloat(th.dataset.ideal) : null;
     var tbody = table.tBodies[0], rows = Array.prototype.slice.call(tbody.rows);
     rows.sort(function (a, b) {{
       var x = cellValue(a, key), y = cellValue(b, key);
+      if (ideal !== null) {{ x = -Math.abs(x - ideal); y = -Math.abs(y - ideal); higherBetter = true; }}
       var d = higherBetter ? x - y : y - x;          // ascending "goodness": worst first
       if (isNaN(d)) d = isNaN(x) ? -1 : 1;
       return worstFirst ? d : -d;

@@ -86,9 +86,12 @@ class Metric:
         name: the name used in ``metrics=[...]``, ``--metrics`` and the result files.
         function: ``f(preds, target) -> (N,)`` per-image values on [0, 1] images; ``None`` for the
             dataset-level metrics (FID, KID), which :func:`evaluate` accumulates over the dataset.
-        higher_is_better: direction of "better" (the report sorts worst first).
+        higher_is_better: direction of "better" (the report sorts worst first); with ``ideal``, it
+            applies to the closeness to that value.
         description: the definition shown in ``metrics.json`` and the HTML report.
         default: computed when ``metrics`` is not given (only metrics that need no downloaded weights).
+        ideal: the best value when "better" is "closer to it" (sharpness: 1.0, as sharp as the target;
+            both blurrier and noisier are worse); ``None`` for monotone metrics.
     """
 
     name: str
@@ -96,10 +99,17 @@ class Metric:
     higher_is_better: bool
     description: str
     default: bool = True
+    ideal: float | None = None
 
     @property
     def per_image(self) -> bool:
         return self.function is not None
+
+    def goodness(self, value: float) -> float:
+        """A number that grows as ``value`` gets better (for sorting worst first)."""
+        if self.ideal is not None:
+            return -abs(value - self.ideal)
+        return value if self.higher_is_better else -value
 
 
 METRICS: dict[str, Metric] = {
@@ -111,7 +121,11 @@ METRICS: dict[str, Metric] = {
         Metric("mae", mae, False, "mean absolute error (L1) on [0, 1] data (lower is better)"),
         Metric("uqi", uqi, True, "universal quality index, Wang & Bovik 2002 (SSIM with C1 = C2 = 0), Gaussian 11 / 1.5 window"),
         Metric("vif", vif, True, "pixel-domain VIF (VIF-P), Sheikh & Bovik 2006, σ_n² = 2 on the 0–255 scale"),
-        Metric("sharpness", sharpness_ratio, True, "high-frequency spectral energy of output / target (1.0 = as sharp as real; below 1 = blurrier)"),
+        Metric(
+            "sharpness", sharpness_ratio, True,
+            "high-frequency spectral energy of output / target (1.0 = as sharp as real; below 1 blurrier, above 1 noisier)",
+            ideal=1.0,
+        ),  # fmt: skip
         Metric("lpips", None, False, "LPIPS v0.1, Zhang et al. 2018 (lower is better)", default=False),
         Metric("fid", None, False, "Fréchet Inception distance over the dataset (lower is better)", default=False),
         Metric("kid", None, False, "kernel Inception distance over the dataset, mean and std over subsets (lower is better)", default=False),

@@ -59,7 +59,7 @@ class OnnxGenerator(nn.Module):
         providers: onnxruntime execution providers (default: ``["CPUExecutionProvider"]``).
 
     Attributes:
-        task: the :class:`~pix2pix_lib.pretrained.TaskMetadata` stored in the file (pixel ranges,
+        task: the :class:`~pix2pix_lib.TaskMetadata` stored in the file (pixel ranges,
             direction, ...), or ``None`` for a file without pix2pix_lib metadata.
         fixed_norm_mode: the normalisation mode baked into the graph (``None`` if unknown).
         export_info: everything else :func:`pix2pix_lib.export` recorded (a dict, maybe empty).

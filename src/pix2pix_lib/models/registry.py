@@ -84,10 +84,21 @@ def build_model(name: str, arguments: dict[str, Any], source: str = "config.json
     return instantiate(get_model_class(name, source), arguments, source)
 
 
+def _class_of(config: dict[str, Any], source: str) -> type[nn.Module]:
+    if config.get("architecture") is None and isinstance(config.get("class"), str):
+        raise CheckpointError(
+            f"{source}: the model is a {config['class']}, which is not a registered architecture (a file never "
+            "chooses code to import); build the module yourself and load its weights, pass it to "
+            "Pix2PixTrainer.from_checkpoint(path, generator=..., discriminator=...), or register its class with "
+            "pix2pix_lib.models.register_model"
+        )
+    return get_model_class(config.get("architecture"), source)
+
+
 def build_from_config(config: dict[str, Any], source: str = "config.json") -> nn.Module:
     """A new model from a ``config.json`` written by ``save_pretrained`` (weights not loaded)."""
     arguments = {key: value for key, value in config.items() if key not in METADATA_KEYS}
-    return build_model(config.get("architecture"), arguments, source)  # type: ignore[arg-type]
+    return instantiate(_class_of(config, source), arguments, source)
 
 
 def load_model_folder(
@@ -103,5 +114,5 @@ def load_model_folder(
         config = read_config(Path(text) / constants.CONFIG_NAME)
     else:
         config = read_config(download_file(text, constants.CONFIG_NAME, revision), f"{text}/{constants.CONFIG_NAME}")
-    cls = get_model_class(config.get("architecture"), source or f"{text}/{constants.CONFIG_NAME}")
+    cls = _class_of(config, source or f"{text}/{constants.CONFIG_NAME}")
     return cls.from_pretrained(text, revision=revision)  # type: ignore[attr-defined]

@@ -38,7 +38,8 @@ class TaskMetadata:
             ``"BtoA"`` (facades: label -> photo is ``"BtoA"``; maps: satellite -> map is ``"AtoB"``).
         input_domain: what the input images show, e.g. ``"satellite photo"``.
         output_domain: what the outputs show, e.g. ``"map"``.
-        image_size: side of the square images it was trained on; ``size="resize"`` resizes to it.
+        image_size: side of the square images it was trained on; ``size="resize"`` resizes to it
+            (``None``: not recorded; ``translate`` then uses 256). ``fit()`` fills it in from the dataset.
         input_range: the pixel values the network expects, (black, white).
         output_range: the pixel values the network produces, (black, white).
         recommended_norm_mode: the normalisation-layer mode to use at inference (see
@@ -51,7 +52,7 @@ class TaskMetadata:
     direction: Direction | None = None
     input_domain: str | None = None
     output_domain: str | None = None
-    image_size: int | None = 256
+    image_size: int | None = None
     input_range: PixelRange = DEFAULT_PIXEL_RANGE
     output_range: PixelRange = DEFAULT_PIXEL_RANGE
     recommended_norm_mode: NormMode | None = None

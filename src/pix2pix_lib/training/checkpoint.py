@@ -137,14 +137,7 @@ class Checkpoint:
         if self.format == 1:
             return legacy_model(self.directory, role, weights=False)
         config_path = self.directory / (GENERATOR_DIR if role == "generator" else DISCRIMINATOR_DIR) / constants.CONFIG_NAME
-        config = read_config(config_path)
-        if config.get("architecture") is None and "class" in config:
-            raise CheckpointError(
-                f"{config_path}: the {role} is a {config['class']}, which is not a registered architecture; pass "
-                f"the module: Pix2PixTrainer.from_checkpoint(path, {role}=YourModule(...)), or register its class "
-                "with pix2pix_lib.models.register_model"
-            )
-        return build_from_config(config, str(config_path))
+        return build_from_config(read_config(config_path), str(config_path))
 
     def load_weights(self, module: nn.Module, role: str) -> None:
         """Copy the saved ``role`` weights into ``module``; :class:`CheckpointError` naming the file on any mismatch."""

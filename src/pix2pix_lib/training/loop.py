@@ -104,7 +104,7 @@ class TrainingLoop:
             sample_source = val_dataset if val_dataset is not None and len(val_dataset) > 0 else train_dataset  # type: ignore[arg-type]
             self._sample_batch = self.first_items(sample_source, self.config.num_samples)
             self._open_outputs()
-            with stop_signals():
+            with stop_signals() as self._stop_request:
                 self._fit_epochs(loader, sampler, val_dataset)
         finally:
             self._close_bar()
@@ -135,6 +135,7 @@ class TrainingLoop:
                 self.on_train_epoch_start()
                 if self._run_epoch(loader, started):
                     self._end_epoch(val_dataset)
+                self._stop_request.check()
             self._flush_logs()
             if self.distributed.is_main_process and self._last_saved_step != self.global_step:
                 self.save_checkpoint()
@@ -179,6 +180,7 @@ class TrainingLoop:
             if self.stop_reason is not None:
                 finished = False
                 break
+            self._stop_request.check()  # a stop signal: the step is complete and queued for the log
         self._close_bar()
         return finished
 

@@ -1,24 +1,25 @@
-"""Stop training cleanly on the signals job schedulers send: SIGTERM (Kubernetes, ``timeout``, SLURM's end
-of job) and SIGUSR1 (SLURM's ``--signal=USR1@60``), like Ctrl-C (SIGINT).
+"""Stop training cleanly on Ctrl-C (SIGINT) and on the signals job schedulers send: SIGTERM (Kubernetes,
+``timeout``, SLURM's end of job) and SIGUSR1 (SLURM's ``--signal=USR1@60``).
 
-Inside :meth:`Pix2PixTrainer.fit`, :func:`stop_signals` turns SIGTERM and SIGUSR1 into
-:class:`TrainingInterrupted` (a :class:`KeyboardInterrupt`, so it unwinds exactly like Ctrl-C);
-the trainer then saves a checkpoint. While that checkpoint is written, :func:`deferred_signals`
-holds further SIGINT/SIGTERM/SIGUSR1 back, so a second signal cannot cut the save short (the save
-is atomic anyway; this makes it also complete). Handlers can only be installed from the main
-thread; elsewhere both are no-ops.
+Inside :meth:`Pix2PixTrainer.fit`, :func:`stop_signals` turns the first such signal into a
+:class:`StopRequest` that the loop honours at the next step boundary: the step in flight finishes
+and is logged, then :class:`TrainingInterrupted` (a :class:`KeyboardInterrupt`) unwinds and the
+trainer saves a checkpoint at that step. A second signal stops at once. While a checkpoint is
+written, :func:`deferred_signals` holds signals back, so no signal cuts a save short. Handlers can
+only be installed from the main thread; elsewhere both are no-ops.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-__all__ = ["STOP_SIGNALS", "TrainingInterrupted", "deferred_signals", "stop_signals"]
+__all__ = ["STOP_SIGNALS", "StopRequest", "TrainingInterrupted", "deferred_signals", "stop_signals"]
 
 #: Signals that stop training with a checkpoint, besides SIGINT (Ctrl-C); SIGUSR1 where the OS has it.
 STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
@@ -38,19 +39,36 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
-    raise TrainingInterrupted(signal.Signals(signum).name)
+class StopRequest:
+    """Set by the first stop signal; :meth:`check` raises :class:`TrainingInterrupted` once it is set."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def check(self) -> None:
+        if self.signal_name is not None:
+            raise TrainingInterrupted(self.signal_name)
 
 
 @contextmanager
-def stop_signals() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGUSR1 raise :class:`TrainingInterrupted`; previous handlers come back after."""
+def stop_signals() -> Iterator[StopRequest]:
+    """Within the block, SIGINT/SIGTERM/SIGUSR1 set the yielded :class:`StopRequest` (a second one
+    raises :class:`TrainingInterrupted` at once); the previous handlers come back afterwards."""
+    request = StopRequest()
     if not _main_thread():
-        yield
+        yield request
         return
-    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in STOP_SIGNALS}
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if request.signal_name is not None:
+            raise TrainingInterrupted(name)  # asked twice: stop now
+        request.signal_name = name
+        print(f"\n{name}: stopping after this step ({name} again stops at once)", file=sys.stderr, flush=True)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, *STOP_SIGNALS)}
     try:
-        yield
+        yield request
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -40,6 +40,7 @@ from .loop import NonFiniteLossError, TrainingLoop
 from .optim import adam
 from .rng import seed_everything
 from .samples import save_sample_grid
+from .signals import StopRequest
 
 __all__ = ["Pix2PixTrainer", "resolve_channels_last"]
 
@@ -144,6 +145,7 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         self._window_start = 0.0
         self._last_saved_step: int | None = None
         self._loader_generator = torch.Generator()
+        self._stop_request = StopRequest()
 
     @property
     def task(self) -> TaskMetadata:

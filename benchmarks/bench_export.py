@@ -28,6 +28,7 @@ import onnxruntime as ort
 import torch
 
 from pix2pix_lib import UNetGenerator, export
+from pix2pix_lib.devices import autocast
 from pix2pix_lib.norm_modes import inference_norm
 
 
@@ -77,7 +78,7 @@ def main() -> None:
             return model(image)
 
         def torch_bf16() -> object:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with autocast(torch.device("cpu"), "bf16"):
                 return model_cl(image.contiguous(memory_format=torch.channels_last))
 
         def ort_fp32() -> object:

@@ -220,7 +220,9 @@ def test_fit_writes_logs_samples_validation_and_limits(tmp_path) -> None:
     assert rows[-1]["lr"] == pytest.approx(2e-4 * 0.5)  # second epoch: first decay epoch of 1
     val = [json.loads(line) for line in (run / "val_log.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in val] == [1, 2] and {"l1", "psnr", "ssim"} <= val[0].keys()
-    assert trainer.last_validation == pytest.approx({k: val[-1][k] for k in ("l1", "psnr", "ssim")})
+    assert trainer.last_validation == pytest.approx({k: val[-1][k] for k in trainer.last_validation})
+    assert val[-1]["norm_mode"] == trainer.task.recommended_norm_mode in ("running", "per_image")
+    assert {"l1_running", "l1_per_image"} <= trainer.last_validation.keys()
     with Image.open(run / "samples" / "epoch-0002.png") as grid:
         assert grid.size == (3 * 32 + 4 * 2, 2 * 32 + 3 * 2)  # 3 columns, 2 rows, padding 2
     assert TrainConfig.from_json(run / "train_config.json") == trainer.config

@@ -82,6 +82,7 @@ _TRAIN_OPTIONS = (
     ("--log-every", "log_every", int, "steps between log flushes"),
     ("--sample-every", "sample_every", int, "epochs between sample grids (0: never)"),
     ("--val-every", "val_every", int, "epochs between validations (0: never)"),
+    ("--val-fraction", "val_fraction", float, "without --val-data, training pairs held out for validation"),
     ("--checkpoint-every", "checkpoint_every", int, "epochs between checkpoints (0: only at the end)"),
     ("--keep-last", "keep_last", int, "checkpoints to keep (0: all)"),
 )

@@ -16,6 +16,7 @@ files and other files are ignored. Files are sorted by name, so the order is the
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import warnings
@@ -180,6 +181,13 @@ class PairedImageDataset(Dataset):
         b = tv_tensors.Image(to_channels(target, self.out_channels))
         a, b = self.transform(a, b)
         return {"A": uint8_to_range(a, self.value_range), "B": uint8_to_range(b, self.value_range), "path": str(path)}
+
+    def evaluation_view(self) -> PairedImageDataset:
+        """The same pairs with the deterministic evaluation transforms (``train=False``); shares the file list."""
+        view = copy.copy(self)
+        view.train = False
+        view.transform = build_paired_transform(self.transform_config, train=False)
+        return view
 
     def drop_unreadable(self, progress: bool = True) -> list[ImageLoadError]:
         """Decode every pair once and remove the unreadable ones; returns their errors (no warnings)."""

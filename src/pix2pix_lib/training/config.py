@@ -75,6 +75,9 @@ class TrainConfig:
     """Rows in a sample grid."""
     val_every: int = 1
     """Epochs between validations when a validation set is given (0: never)."""
+    val_fraction: float = 0.05
+    """Without a validation set, ``fit()`` holds out this fraction of the training pairs (chosen by ``seed``)
+    to validate on and to choose the test-time norm mode; none when it rounds to 0 pairs or ``val_every`` is 0."""
     val_batch_size: int = 1
     checkpoint_every: int = 1
     """Epochs between checkpoints (0: only at the end, on Ctrl-C and when a limit stops training)."""
@@ -117,6 +120,8 @@ class TrainConfig:
         for option in ("beta1", "beta2"):
             if not is_number(getattr(self, option)) or not 0 <= getattr(self, option) < 1:
                 fail(option, "a number in [0, 1)")
+        if not is_number(self.val_fraction) or not 0 <= self.val_fraction < 1:
+            fail("val_fraction", "a number in [0, 1)")
         if not is_number(self.lambda_l1) or self.lambda_l1 < 0:
             fail("lambda_l1", "a number >= 0")
         if self.gan_mode not in GAN_MODES:

@@ -16,7 +16,7 @@ from ..models.task import TaskMetadata
 from ..pixels import DEFAULT_PIXEL_RANGE
 from .distributed import DistributedContext, EpochSampler
 
-__all__ = ["eval_dataloader", "first_items", "task_from_dataset", "train_dataloader"]
+__all__ = ["eval_dataloader", "first_items", "hold_out", "task_from_dataset", "train_dataloader"]
 
 
 def train_dataloader(
@@ -50,6 +50,21 @@ def eval_dataloader(
     DistributedSampler would pad with repeats and count some twice in the all-reduced means)."""
     shard = Subset(dataset, range(context.rank, len(dataset), context.world_size))  # type: ignore[arg-type]
     return DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory)
+
+
+def hold_out(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """``(train, validation)``: ``int(len * fraction)`` items chosen by ``seed`` held out (None when that is 0).
+
+    The held-out items come from the dataset's ``evaluation_view()`` when it has one (deterministic
+    transforms, as for a test set). The split is a pure function of ``(len, fraction, seed)``, so a
+    resumed run holds out the same items.
+    """
+    count = int(len(dataset) * fraction)  # type: ignore[arg-type]
+    if count < 1:
+        return dataset, None
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()  # type: ignore[arg-type]
+    view = dataset.evaluation_view() if hasattr(dataset, "evaluation_view") else dataset
+    return Subset(dataset, sorted(order[count:])), Subset(view, sorted(order[:count]))
 
 
 def first_items(dataset: Dataset, count: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .data_loading import hold_out
 from .distributed import barrier
 from .loggers import JsonlLogger, MetricLogger, TensorBoardLogger, tensorboard_available
 from .rng import mix_seed
@@ -100,6 +101,13 @@ class TrainingLoop:
             if resume is not None:
                 self.load_checkpoint(resume)
             self.set_task_from_dataset(train_dataset)
+            if val_dataset is None and self.config.val_every > 0:
+                train_dataset, val_dataset = hold_out(train_dataset, self.config.val_fraction, self.config.seed)
+                if val_dataset is not None and self.distributed.is_main_process:
+                    tqdm.write(
+                        f"no validation set given: holding out {len(val_dataset)} of {len(val_dataset) + len(train_dataset)} "  # type: ignore[arg-type]
+                        f"training pairs to validate on and choose the norm mode (val_fraction={self.config.val_fraction:g})"
+                    )
             loader, sampler = self.train_dataloader(train_dataset)
             sample_source = val_dataset if val_dataset is not None and len(val_dataset) > 0 else train_dataset  # type: ignore[arg-type]
             self._sample_batch = self.first_items(sample_source, self.config.num_samples)
@@ -199,10 +207,12 @@ class TrainingLoop:
                 save_sample_grid(path, batch["A"], generated, batch["B"], task=self.task)
         if val_dataset is not None and len(val_dataset) > 0 and _every(config.val_every, self.epoch):  # type: ignore[arg-type]
             metrics = self.validate(val_dataset)
-            self._log_rows("val", [{"step": self.global_step, "epoch": self.epoch, **metrics}])
+            mode = self.task.recommended_norm_mode
+            self._log_rows("val", [{"step": self.global_step, "epoch": self.epoch, **metrics, "norm_mode": mode}])
             if self.distributed.is_main_process:
-                summary = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
-                tqdm.write(f"epoch {self.epoch}: validation {summary}")
+                summary = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items() if "_" not in name)
+                per_mode = ", ".join(f"{name[3:]} {value:.4f}" for name, value in metrics.items() if name.startswith("l1_"))
+                tqdm.write(f"epoch {self.epoch}: validation {summary}; norm mode {mode}" + (f" (l1 {per_mode})" if per_mode else ""))
         if _every(config.checkpoint_every, self.epoch) and self.distributed.is_main_process:
             self.save_checkpoint()
         self.generator.train()

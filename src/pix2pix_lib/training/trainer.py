@@ -34,13 +34,14 @@ from ..pixels import to_unit
 from .checkpointing import CheckpointIO
 from .config import TrainConfig
 from .data_loading import eval_dataloader, first_items, task_from_dataset, train_dataloader
-from .distributed import EpochSampler, all_reduce_sum, convert_sync_batchnorm, init_distributed, wrap_data_parallel
+from .distributed import EpochSampler, convert_sync_batchnorm, init_distributed, wrap_data_parallel
 from .losses import GANLoss, l1_loss
 from .loop import NonFiniteLossError, TrainingLoop
 from .optim import adam
 from .rng import seed_everything
 from .samples import save_sample_grid
 from .signals import StopRequest
+from .validation import candidate_norm_modes, choose_norm_mode, dataset_means, per_mode_metrics
 
 __all__ = ["Pix2PixTrainer", "resolve_channels_last"]
 
@@ -319,24 +320,28 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         return values
 
     def validate(self, dataset: Dataset) -> dict[str, float]:
-        """Dataset means of :meth:`validation_step`'s metrics (all processes contribute under DDP)."""
+        """Dataset means of :meth:`validation_step`'s metrics (all processes contribute under DDP).
+
+        The generator is scored in each deterministic norm mode; the one with the lowest ``l1``
+        becomes :attr:`task`'s ``recommended_norm_mode`` (with every mode's numbers in
+        ``task.metrics``), and its numbers are returned under the plain names, next to
+        ``l1_running``, ``l1_per_image``, ... (see :mod:`.validation`).
+        """
         loader = eval_dataloader(
             dataset, self.distributed, batch_size=self.config.val_batch_size,
             num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda",
         )  # fmt: skip
-        sums: dict[str, Tensor] = {}
-        count = torch.zeros((), dtype=torch.float64, device=self.device)
-        with torch.no_grad(), inference_norm(self.generator, resolve_norm_mode(None, self.generator)):
-            for batch in loader:
-                for name, values in self.validation_step(self.transfer_batch_to_device(batch)).items():
-                    total = values.detach().double().sum()
-                    sums[name] = sums[name] + total if name in sums else total
-                count += batch["A"].shape[0]
-        names = sorted(sums)
-        packed = all_reduce_sum(torch.stack([*(sums[name] for name in names), count])).tolist()
-        if packed[-1] == 0:
-            raise ValueError("the validation dataset is empty")
-        result = {name: value / packed[-1] for name, value in zip(names, packed[:-1])}
+        results = {  # each mode re-reads the loader
+            mode: dataset_means(
+                self.generator, mode, map(self.transfer_batch_to_device, loader), self.validation_step, self.device
+            )
+            for mode in candidate_norm_modes(self.generator)
+        }
+        winner = choose_norm_mode(results, resolve_norm_mode(None, self.generator))
+        self.task = self.task.replace(
+            recommended_norm_mode=winner, metrics={**self.task.metrics, **per_mode_metrics(results, "val_")}
+        )
+        result = {**results[winner], **per_mode_metrics(results)}
         self.last_validation = result
         self.on_validation_end(result)
         return result

@@ -22,7 +22,8 @@ import torch
 
 from pix2pix_lib import load_pretrained, translate
 from pix2pix_lib.data import PairedImageDataset
-from pix2pix_lib.metrics import mae, psnr, ssim, to_unit_range
+from pix2pix_lib.metrics import mae, psnr, ssim
+from pix2pix_lib.pixels import to_unit
 
 
 def score(generator, inputs: torch.Tensor, targets: torch.Tensor, **options) -> dict[str, float]:
@@ -46,8 +47,8 @@ def main() -> None:
 
     generator = load_pretrained(args.model, device="cpu")
     dataset = PairedImageDataset(args.data, direction=args.direction, train=False)
-    inputs = to_unit_range(torch.stack([dataset[i]["A"] for i in range(len(dataset))]))
-    targets = to_unit_range(torch.stack([dataset[i]["B"] for i in range(len(dataset))]))
+    inputs = to_unit(torch.stack([dataset[i]["A"] for i in range(len(dataset))])).clamp(0, 1)
+    targets = to_unit(torch.stack([dataset[i]["B"] for i in range(len(dataset))])).clamp(0, 1)
 
     rows: dict[str, dict[str, float]] = {}
     started = time.perf_counter()

@@ -96,3 +96,14 @@ def test_docs_table_lists_every_option() -> None:
     docs = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text(encoding="utf-8")
     missing = [name for name in TrainConfig().to_dict() if f"| `{name}` |" not in docs]
     assert not missing, f"docs/training.md options table lacks {missing}"
+
+
+def test_the_paper_preset_is_the_papers_recipe() -> None:
+    paper = TrainConfig.preset("paper")
+    assert (paper.epochs, paper.epochs_decay, paper.batch_size, paper.lr, paper.beta1, paper.beta2) == (
+        100, 100, 1, 2e-4, 0.5, 0.999
+    )
+    assert (paper.lambda_l1, paper.gan_mode, paper.precision, paper.val_fraction) == (100.0, "vanilla", "fp32", 0.0)
+    assert TrainConfig.preset("paper", max_steps=10, out_dir="x").max_steps == 10
+    with pytest.raises(ValueError, match="known presets: paper"):
+        TrainConfig.preset("fast")

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from ..atomic_io import write_text_atomically
 from ..devices import PRECISIONS, Precision
 
-__all__ = ["GAN_MODES", "TrainConfig"]
+__all__ = ["GAN_MODES", "PRESETS", "TrainConfig"]
 
 GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan", "hinge")
 
@@ -145,6 +145,17 @@ class TrainConfig:
         """``epochs + epochs_decay``: the length of the full schedule."""
         return self.epochs + self.epochs_decay
 
+    @classmethod
+    def preset(cls, name: str, **changes: Any) -> TrainConfig:
+        """A named recipe, whatever the defaults are (:data:`PRESETS`), with ``changes`` applied.
+
+        ``TrainConfig.preset("paper")`` is Isola et al.'s recipe exactly: 100 + 100 epochs at batch
+        size 1, Adam(2e-4, 0.5, 0.999), vanilla GAN + 100 L1, fp32, all training pairs used.
+        """
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **changes})
+
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (and validated); unknown names raise naming the option."""
         self._check_names(changes, "TrainConfig.replace()")
@@ -189,3 +200,19 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{where}: unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}")
 
+
+#: Named recipes for :meth:`TrainConfig.preset`: every option that defines the recipe, spelled out.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "epochs": 100,
+        "epochs_decay": 100,
+        "batch_size": 1,
+        "lr": 2e-4,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "lambda_l1": 100.0,
+        "gan_mode": "vanilla",
+        "precision": "fp32",
+        "val_fraction": 0.0,
+    },
+}

@@ -1,0 +1,84 @@
+"""Quality regression check: the default recipe vs the paper's, trained for the same wall-clock budget.
+
+    python benchmarks/quality.py --budget-s 600                    # about 2 x 10 minutes on a 2-core CPU
+    python benchmarks/quality.py --budget-s 600 --seeds 0,1,2 --json quality.json
+
+Each recipe trains on ``--data``'s train split (label -> photo for facades, ``--direction BtoA``)
+for ``--budget-s`` seconds of ``fit()`` (``TrainConfig.max_seconds``), then is scored on the test
+split through the library's default inference path -- ``evaluate()`` with the norm mode the run
+recorded -- on PSNR, SSIM, L1 and sharpness (1.0 = as sharp as the targets). Prints one row per
+recipe and seed, and the mean +- sd per recipe. Not part of CI: the method is in docs/quality.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from pix2pix_lib import PatchDiscriminator, Pix2PixTrainer, TrainConfig, UNetGenerator, evaluate, load_pretrained
+from pix2pix_lib.data import PairedImageDataset
+from pix2pix_lib.training import seed_everything
+
+METRICS = ("psnr", "ssim", "mae", "sharpness")
+
+
+def recipes(budget_s: float, seed: int, out: Path) -> dict[str, TrainConfig]:
+    """The recipes compared: the library's defaults and the paper preset, at the same budget."""
+    common = {"max_seconds": budget_s, "seed": seed, "progress_bar": False, "tensorboard": False, "sample_every": 0}
+    return {
+        "defaults": TrainConfig(out_dir=str(out / f"defaults-{seed}"), **common),
+        "paper": TrainConfig.preset("paper", out_dir=str(out / f"paper-{seed}"), **common),
+    }
+
+
+def run(name: str, config: TrainConfig, data: Path, direction: str) -> dict[str, float]:
+    seed_everything(config.seed)
+    train = PairedImageDataset(data / "train", direction=direction)
+    trainer = Pix2PixTrainer(UNetGenerator(), PatchDiscriminator(), config, device="cpu")
+    trainer.fit(train)
+    test = PairedImageDataset(data / "test", direction=direction, train=False)
+    result = evaluate(load_pretrained(config.out_dir, device="cpu"), test, metrics=METRICS, progress=False)
+    return {"steps": trainer.global_step, "norm_mode": result["norm_mode"], **result["metrics"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/facades")
+    parser.add_argument("--direction", default="BtoA")
+    parser.add_argument("--budget-s", type=float, default=600.0, help="fit() wall time per run (default: 600)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    if not (args.data / "train").is_dir():
+        print(f"error: {args.data}/train not found; pass --data (e.g. ../shared/data/facades)", file=sys.stderr)
+        return 2
+    out = args.out or Path(tempfile.mkdtemp(prefix="pix2pix-quality-"))
+    rows = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for name, config in recipes(args.budget_s, seed, out).items():
+            row = {"recipe": name, "seed": seed, **run(name, config, args.data, args.direction)}
+            rows.append(row)
+            print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
+    print(f"\n{'recipe':<10} {'runs':>4} {'steps':>6} " + " ".join(f"{m:>15}" for m in METRICS))
+    for name in dict.fromkeys(row["recipe"] for row in rows):
+        group = [row for row in rows if row["recipe"] == name]
+
+        def cell(metric: str) -> str:
+            values = [row[metric] for row in group]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.fmean(values):8.4f}+-{sd:.3f}"
+
+        steps = statistics.fmean(row["steps"] for row in group)
+        print(f"{name:<10} {len(group):>4} {steps:6.0f} " + " ".join(f"{cell(m):>15}" for m in METRICS))
+    if args.json:
+        args.json.write_text(json.dumps({"budget_s": args.budget_s, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .cyclegan import add_cyclegan
 from .deploy import add_export, add_serve
 from .evaluation import add_evaluate, add_study
 from .models import add_convert, add_download, add_translate
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help=f"show tracebacks of errors (or set {DEBUG_ENV}=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
-        add_demo, add_train, add_evaluate, add_study, add_translate, add_export, add_serve, add_convert, add_download,
+        add_demo, add_train, add_cyclegan, add_evaluate, add_study, add_translate, add_export, add_serve, add_convert,
+        add_download,
         _add_bench,
     ):  # fmt: skip
         add(commands)

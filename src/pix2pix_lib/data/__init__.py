@@ -1,10 +1,11 @@
-"""Paired image data: folder datasets in the pix2pix layouts, synthetic pairs and downloads."""
+"""Image data: paired folder datasets in the pix2pix layouts, unpaired (CycleGAN) folders, synthetic pairs and downloads."""
 
 from .download import DATASETS, DatasetDownloadError, download_dataset
 from .image_io import ImageLoadError, read_image
 from .paired import PairedImageDataset
 from .synthetic import SyntheticPairs
 from .transforms import PairedTransformConfig, build_paired_transform
+from .unpaired import UnpairedImageDataset
 
 __all__ = [
     "DATASETS",
@@ -13,6 +14,7 @@ __all__ = [
     "PairedImageDataset",
     "PairedTransformConfig",
     "SyntheticPairs",
+    "UnpairedImageDataset",
     "build_paired_transform",
     "download_dataset",
     "read_image",

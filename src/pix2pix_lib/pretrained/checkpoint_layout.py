@@ -9,8 +9,9 @@ A run folder (``TrainConfig.out_dir``) holds::
         step-00000400/          one checkpoint (a re-save of the same step gets ``step-00000400.1``, ...)
             generator/          a save_pretrained folder: config.json (+ task) + model.safetensors + README.md
             discriminator/      the same for the discriminator (no README)
+            generator_ba/ ...   a subclass's extra networks (``Pix2PixTrainer.extra_models``), e.g. CycleGAN's
             trainer_state.pt    optimizers, schedulers, grad scaler, RNG, counters, subclass state
-            trainer.json        format version, counters, TrainConfig, precision, world size
+            trainer.json        format version, counters, TrainConfig, precision, world size, "models"
 
 So the generator of any checkpoint is an ordinary saved model: :func:`~pix2pix_lib.load_pretrained`
 loads a run folder, its ``checkpoints`` folder, ``latest`` or a checkpoint folder through the same

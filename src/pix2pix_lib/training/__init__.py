@@ -1,10 +1,12 @@
-"""Training pix2pix: :class:`Pix2PixTrainer` (subclassable, resumable, DDP-ready) and :class:`TrainConfig`.
+"""Training pix2pix: :class:`Pix2PixTrainer` (subclassable, resumable, DDP-ready) and :class:`TrainConfig`;
+:class:`CycleGANTrainer`, its unpaired subclass.
 
-See ``docs/training.md`` for the guide and the table of options.
+See ``docs/training.md`` for the guide and the table of options, ``docs/cyclegan.md`` for CycleGAN.
 """
 
 from .checkpoint import CheckpointManager, read_checkpoint
 from .config import TrainConfig
+from .cyclegan import CycleGANTrainer, ImagePool
 from .distributed import shutdown_distributed
 from .losses import GANLoss
 from .loop import NonFiniteLossError
@@ -15,7 +17,9 @@ from .trainer import Pix2PixTrainer
 
 __all__ = [
     "CheckpointManager",
+    "CycleGANTrainer",
     "GANLoss",
+    "ImagePool",
     "NonFiniteLossError",
     "Pix2PixTrainer",
     "RunLockedError",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
@@ -48,7 +49,15 @@ from ..pretrained.checkpoint_layout import (
 from ..pretrained.legacy import legacy_model, read_legacy_meta
 from .config import TrainConfig
 
-__all__ = ["Checkpoint", "CheckpointManager", "check_trainer_state", "fill_checkpoint", "read_checkpoint", "write_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointManager",
+    "CheckpointModels",
+    "check_trainer_state",
+    "fill_checkpoint",
+    "read_checkpoint",
+    "write_checkpoint",
+]
 
 _LEFTOVER_PREFIXES = (".tmp-", ".trash-")
 
@@ -70,13 +79,17 @@ def _save_model(module: nn.Module, folder: Path, task: TaskMetadata | None) -> N
     (folder / constants.CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
+#: ``name -> (module, task)``: the networks of a checkpoint, each saved as the ``save_pretrained`` folder
+#: ``name`` (``task``: the TaskMetadata to record with it, or None for the module's own)
+CheckpointModels = Mapping[str, tuple[nn.Module, TaskMetadata | None]]
+_MODEL_FOLDER = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
 def write_checkpoint(
     directory: str | os.PathLike[str],
-    generator: nn.Module,
-    discriminator: nn.Module,
+    models: CheckpointModels,
     trainer_state: dict[str, Any],
     meta: dict[str, Any],
-    task: TaskMetadata | None = None,
 ) -> Path:
     """Write one complete checkpoint at ``directory`` atomically (an existing one is replaced only once
     the new one is complete; its old copy is moved to ``.trash-*`` first, never deleted before)."""
@@ -85,7 +98,7 @@ def write_checkpoint(
     temp = _new_temp(directory.parent)
     old = None
     try:
-        fill_checkpoint(temp, generator, discriminator, trainer_state, meta, task)
+        fill_checkpoint(temp, models, trainer_state, meta)
         old = _trash(directory) if directory.exists() else None
         os.rename(temp, directory)
     except BaseException:
@@ -99,18 +112,17 @@ def write_checkpoint(
     return directory
 
 
-def fill_checkpoint(
-    folder: Path,
-    generator: nn.Module,
-    discriminator: nn.Module,
-    trainer_state: dict[str, Any],
-    meta: dict[str, Any],
-    task: TaskMetadata | None,
-) -> None:
-    _save_model(generator, folder / GENERATOR_DIR, task)
-    _save_model(discriminator, folder / DISCRIMINATOR_DIR, None)
+def fill_checkpoint(folder: Path, models: CheckpointModels, trainer_state: dict[str, Any], meta: dict[str, Any]) -> None:
+    """Write the checkpoint files into the (new, empty) ``folder``: one folder per model, the state, the metadata."""
+    for name in (GENERATOR_DIR, DISCRIMINATOR_DIR):
+        if name not in models:
+            raise ValueError(f"a checkpoint needs a {name!r} model, got {', '.join(models)}")
+    for name, (module, task) in models.items():
+        if not _MODEL_FOLDER.match(name):
+            raise ValueError(f"checkpoint model name {name!r} must be lower-case letters, digits and '_'")
+        _save_model(module, folder / name, task)
     torch.save(trainer_state, folder / TRAINER_STATE_FILE)
-    meta = {"format": CHECKPOINT_FORMAT, **meta}
+    meta = {"format": CHECKPOINT_FORMAT, **meta, "models": list(models)}
     (folder / TRAINER_META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     _fsync_tree(folder)
 
@@ -131,20 +143,32 @@ class Checkpoint:
     def counters(self) -> dict[str, int]:
         return {key: int(self.meta[key]) for key in ("epoch", "global_step", "step_in_epoch")}
 
+    def model_folder(self, role: str) -> Path:
+        """The ``save_pretrained`` folder of network ``role`` (``"generator"``, ``"discriminator"`` or a
+        trainer's extra network such as ``"generator_ba"``); :class:`CheckpointError` when there is none."""
+        folder = self.directory / role
+        if not _MODEL_FOLDER.match(role) or (self.format == 1 and role not in (GENERATOR_DIR, DISCRIMINATOR_DIR)):
+            raise CheckpointError(f"{self.directory}: this checkpoint has no network {role!r}")
+        if self.format != 1 and not folder.is_dir():
+            saved = ", ".join(self.meta.get("models", [GENERATOR_DIR, DISCRIMINATOR_DIR]))
+            raise CheckpointError(
+                f"{self.directory}: no {role}/ folder in this checkpoint (its networks: {saved}); "
+                "was it written by a different trainer class?"
+            )
+        return folder
+
     def build_model(self, role: str) -> nn.Module:
-        """A new ``"generator"`` or ``"discriminator"`` rebuilt by architecture name (never by a class path);
-        :meth:`load_weights` fills it."""
+        """A new network ``role`` (see :meth:`model_folder`) rebuilt by architecture name (never by a class
+        path); :meth:`load_weights` fills it."""
         if self.format == 1:
             return legacy_model(self.directory, role, weights=False)
-        config_path = self.directory / (GENERATOR_DIR if role == "generator" else DISCRIMINATOR_DIR) / constants.CONFIG_NAME
+        config_path = self.model_folder(role) / constants.CONFIG_NAME
         return build_from_config(read_config(config_path), str(config_path))
 
     def load_weights(self, module: nn.Module, role: str) -> None:
         """Copy the saved ``role`` weights into ``module``; :class:`CheckpointError` naming the file on any mismatch."""
-        if self.format == 1:
-            path = self.directory / f"{role}.safetensors"
-        else:
-            path = self.directory / (GENERATOR_DIR if role == "generator" else DISCRIMINATOR_DIR) / constants.SAFETENSORS_SINGLE_FILE
+        folder = self.model_folder(role)
+        path = self.directory / f"{role}.safetensors" if self.format == 1 else folder / constants.SAFETENSORS_SINGLE_FILE
         load_state_dict_strict(module, read_state_dict(path), str(path))
 
     @property

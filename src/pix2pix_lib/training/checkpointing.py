@@ -19,6 +19,7 @@ from torch import nn
 from .. import __version__
 from ..devices import DeviceLike
 from ..models.state_dict import CheckpointError
+from ..models.task import TaskMetadata
 from .checkpoint import CheckpointManager, check_trainer_state, fill_checkpoint, read_checkpoint, write_checkpoint
 from .rng import capture_rng_state, mix_seed, restore_rng_state
 from .signals import deferred_signals
@@ -46,6 +47,18 @@ class CheckpointIO:
             "counters": self._counters(),
         }
 
+    def checkpoint_models(self: Pix2PixTrainer) -> dict[str, tuple[nn.Module, TaskMetadata | None]]:
+        """The networks this trainer trains and checkpoints: folder name -> (module, task to record or None).
+
+        ``generator`` (with :attr:`task`), ``discriminator`` and every :attr:`extra_models` entry;
+        override to record a task for an extra network, keeping the keys.
+        """
+        models: dict[str, tuple[nn.Module, TaskMetadata | None]] = {
+            "generator": (self.generator, self.task), "discriminator": (self.discriminator, None),
+        }  # fmt: skip
+        models.update({name: (getattr(self, name), None) for name in self.extra_models})
+        return models
+
     def checkpoint_manager(self: Pix2PixTrainer) -> CheckpointManager:
         """The manager of ``run_dir/checkpoints`` (numbered folders, ``latest``, ``keep_last``)."""
         return CheckpointManager(self.run_dir / "checkpoints", keep_last=self.config.keep_last)
@@ -67,15 +80,13 @@ class CheckpointIO:
             "world_size": self.distributed.world_size,
             "pix2pix_lib_version": __version__,
         }
+        models = self.checkpoint_models()
         with deferred_signals():  # a signal that arrives now is raised once the save is complete
             if path is None:
-                fill = partial(
-                    fill_checkpoint, generator=self.generator, discriminator=self.discriminator,
-                    trainer_state=state, meta=meta, task=self.task,
-                )  # fmt: skip
+                fill = partial(fill_checkpoint, models=models, trainer_state=state, meta=meta)
                 directory = self.checkpoint_manager().save(self.global_step, fill)
             else:
-                directory = write_checkpoint(path, self.generator, self.discriminator, state, meta, self.task)
+                directory = write_checkpoint(path, models, state, meta)
             self._last_saved_step = self.global_step
         return directory
 
@@ -84,8 +95,8 @@ class CheckpointIO:
         (a checkpoint folder, or a run folder for its latest), then call :meth:`on_load_checkpoint`.
         The trainer's config is kept."""
         checkpoint = read_checkpoint(path)
-        checkpoint.load_weights(self.generator, "generator")
-        checkpoint.load_weights(self.discriminator, "discriminator")
+        for role, (module, _) in self.checkpoint_models().items():
+            checkpoint.load_weights(module, role)
         state = checkpoint.trainer_state(map_location="cpu")
         where = str(checkpoint.directory)
         try:
@@ -125,8 +136,8 @@ class CheckpointIO:
         """A trainer restored from a checkpoint, ready to :meth:`fit` on.
 
         The library's models are rebuilt by architecture name from the checkpoint's config files
-        (never by importing anything a file names); pass ``generator``/``discriminator`` for other
-        architectures. ``overrides`` changes config options (e.g. ``{"max_steps": 1000}``);
+        (never by importing anything a file names); pass ``generator``/``discriminator`` (and the
+        subclass's :attr:`extra_models`, as keyword arguments of those names) for other architectures. ``overrides`` changes config options (e.g. ``{"max_steps": 1000}``);
         ``trainer_kwargs`` go to the (sub)class constructor. A subclass's own state comes back
         through :meth:`on_load_checkpoint`.
         """
@@ -134,6 +145,9 @@ class CheckpointIO:
         config = checkpoint.config.replace(**dict(overrides or {}))
         generator = generator if generator is not None else checkpoint.build_model("generator")
         discriminator = discriminator if discriminator is not None else checkpoint.build_model("discriminator")
+        for role in cls.extra_models:  # type: ignore[attr-defined]
+            if trainer_kwargs.get(role) is None:
+                trainer_kwargs[role] = checkpoint.build_model(role)
         trainer = cls(generator, discriminator, config, device=device, **trainer_kwargs)  # type: ignore[call-arg]
         trainer.load_checkpoint(checkpoint.directory)
         return trainer  # type: ignore[return-value]

@@ -113,5 +113,6 @@ def task_from_dataset(task: TaskMetadata | None, dataset: Dataset) -> TaskMetada
         changes["image_size"] = _image_size(dataset)
     root = getattr(dataset, "root", None)
     if task.trained_on is None and root is not None:
-        changes["trained_on"] = f"{len(dataset)} pairs from {root}"  # type: ignore[arg-type]
+        kind = "pairs" if getattr(dataset, "aligned", True) else "unpaired items"
+        changes["trained_on"] = f"{len(dataset)} {kind} from {root}"  # type: ignore[arg-type]
     return task.replace(**changes) if changes else task

@@ -22,7 +22,7 @@ from .distributed import barrier
 from .loggers import JsonlLogger, MetricLogger, TensorBoardLogger, tensorboard_available
 from .rng import mix_seed
 from .run_lock import RunLock
-from .samples import save_sample_grid
+from .samples import write_grid
 from .signals import TrainingInterrupted, deferred_signals, stop_signals
 
 if TYPE_CHECKING:
@@ -110,7 +110,8 @@ class TrainingLoop:
                     )
             loader, sampler = self.train_dataloader(train_dataset)
             sample_source = val_dataset if val_dataset is not None and len(val_dataset) > 0 else train_dataset  # type: ignore[arg-type]
-            self._sample_batch = self.first_items(sample_source, self.config.num_samples)
+            with torch.random.fork_rng(devices=[]):  # random augmentation here must not shift a resumed run's draws
+                self._sample_batch = self.first_items(sample_source, self.config.num_samples)
             self._open_outputs()
             with stop_signals() as self._stop_request:
                 self._fit_epochs(loader, sampler, val_dataset)
@@ -135,9 +136,11 @@ class TrainingLoop:
                 if self._step_limit_reached():
                     self.stop_reason = f"max_steps={config.max_steps} reached"
                     break
-                self.generator.train()
-                self.discriminator.train()
+                self.train_mode()
                 sampler.set_epoch(self.epoch)
+                set_data_epoch = getattr(loader.dataset, "set_epoch", None)
+                if callable(set_data_epoch):  # e.g. UnpairedImageDataset: which B goes with which A
+                    set_data_epoch(self.epoch)
                 sampler.start_index = min(self.step_in_epoch * config.batch_size, sampler.num_samples)
                 self._loader_generator.manual_seed(mix_seed(config.seed, self.epoch, self.distributed.rank))
                 self.on_train_epoch_start()
@@ -200,11 +203,9 @@ class TrainingLoop:
         self.epoch += 1
         self.step_in_epoch = 0
         if _every(config.sample_every, self.epoch):
-            batch = self._sample_batch
-            generated = self.generate(batch["A"])  # every rank: keeps SyncBatchNorm collectives aligned
+            grid = self.make_sample_grid(self._sample_batch)  # every rank: keeps SyncBatchNorm collectives aligned
             if self.distributed.is_main_process:
-                path = self.run_dir / "samples" / f"epoch-{self.epoch:04d}.png"
-                save_sample_grid(path, batch["A"], generated, batch["B"], task=self.task)
+                write_grid(self.run_dir / "samples" / f"epoch-{self.epoch:04d}.png", grid)
         if val_dataset is not None and len(val_dataset) > 0 and _every(config.val_every, self.epoch):  # type: ignore[arg-type]
             metrics = self.validate(val_dataset)
             mode = self.task.recommended_norm_mode
@@ -215,8 +216,7 @@ class TrainingLoop:
                 tqdm.write(f"epoch {self.epoch}: validation {summary}; norm mode {mode}" + (f" (l1 {per_mode})" if per_mode else ""))
         if _every(config.checkpoint_every, self.epoch) and self.distributed.is_main_process:
             self.save_checkpoint()
-        self.generator.train()
-        self.discriminator.train()
+        self.train_mode()
         self.on_train_epoch_end()
 
     # --- logs ----------------------------------------------------------------------------------------

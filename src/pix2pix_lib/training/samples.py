@@ -13,7 +13,7 @@ from ..atomic_io import write_atomically
 from ..models.task import TaskMetadata
 from ..pixels import PixelRange, to_unit
 
-__all__ = ["sample_grid", "save_sample_grid"]
+__all__ = ["sample_grid", "save_sample_grid", "write_grid"]
 
 
 def sample_grid(
@@ -47,7 +47,11 @@ def save_sample_grid(
     path: str | os.PathLike, inputs: Tensor, generated: Tensor, targets: Tensor, task: TaskMetadata | None = None
 ) -> Path:
     """Write :func:`sample_grid` to ``path`` (PNG) atomically; returns the path."""
-    grid = sample_grid(inputs, generated, targets, task=task)
+    return write_grid(path, sample_grid(inputs, generated, targets, task=task))
+
+
+def write_grid(path: str | os.PathLike, grid: Tensor) -> Path:
+    """Write a (3, H, W) image in [0, 1] to ``path`` (PNG) atomically; returns the path."""
     return write_atomically(path, lambda temp: save_image(grid, temp, format="png"))
 
 

@@ -7,7 +7,8 @@ halved); then update G on ``GAN(D(A, fake_B)) + lambda_l1 * L1(fake_B, B)`` with
 
 Subclass and override what you need -- the optimizers (:meth:`configure_optimizers`), the schedule
 (:meth:`configure_schedulers`, :meth:`lr_lambda`), the losses (:meth:`generator_loss`,
-:meth:`discriminator_loss`), the step (:meth:`training_step`), validation (:meth:`validation_step`),
+:meth:`discriminator_loss`), the step (:meth:`training_step`), validation (:meth:`validation_step`), samples
+(:meth:`make_sample_grid`), further networks (``extra_models``, :meth:`checkpoint_models`; CycleGAN uses them),
 your own checkpointed state (:meth:`on_save_checkpoint` / :meth:`on_load_checkpoint`) or the other
 hooks of :class:`~pix2pix_lib.training.loop.TrainingLoop` (``on_train_start``, ``on_train_epoch_start``,
 ``on_train_batch_end``, ``on_train_epoch_end``, ``on_validation_end``, ``on_train_end``).
@@ -20,7 +21,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -39,7 +40,7 @@ from .losses import GANLoss, l1_loss
 from .loop import NonFiniteLossError, TrainingLoop
 from .optim import adam
 from .rng import seed_everything
-from .samples import save_sample_grid
+from .samples import sample_grid, write_grid
 from .signals import StopRequest
 from .validation import candidate_norm_modes, choose_norm_mode, dataset_means, per_mode_metrics
 
@@ -84,6 +85,12 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         run_dir: ``config.out_dir`` as a path.
     """
 
+    #: Further networks a subclass trains, by attribute name. The subclass sets them (e.g.
+    #: ``self.generator_ba = module``) before calling ``Pix2PixTrainer.__init__``, which places and wraps
+    #: them like the generator; each is saved as the ``save_pretrained`` folder of that name in every
+    #: checkpoint and rebuilt by :meth:`from_checkpoint` (a keyword argument of that name overrides it).
+    extra_models: ClassVar[tuple[str, ...]] = ()
+
     def __init__(
         self,
         generator: nn.Module,
@@ -92,10 +99,12 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         device: DeviceLike = "auto",
         task: TaskMetadata | None = None,
     ) -> None:
-        if not isinstance(generator, nn.Module) or not isinstance(discriminator, nn.Module):
+        modules = {"generator": generator, "discriminator": discriminator}
+        modules.update({name: getattr(self, name, None) for name in self.extra_models})
+        if not all(isinstance(module, nn.Module) for module in modules.values()):
             raise TypeError(
-                f"generator and discriminator must be torch.nn.Module instances, got "
-                f"{type(generator).__name__} and {type(discriminator).__name__}"
+                f"{', '.join(modules)} must be torch.nn.Module instances, got "
+                f"{', '.join(type(module).__name__ for module in modules.values())}"
             )
         config = TrainConfig() if config is None else config
         if not isinstance(config, TrainConfig):
@@ -108,13 +117,12 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         seed_everything(config.seed + self.distributed.rank)
 
-        if config.sync_batchnorm and self.distributed.is_distributed:
-            if self.device.type == "cpu":
-                raise ValueError("TrainConfig.sync_batchnorm=True needs GPUs: SyncBatchNorm does not run on CPU")
-            generator = convert_sync_batchnorm(generator)
-            discriminator = convert_sync_batchnorm(discriminator)
-        self.generator = generator.to(self.device, memory_format=self.memory_format)
-        self.discriminator = discriminator.to(self.device, memory_format=self.memory_format)
+        sync_batchnorm = config.sync_batchnorm and self.distributed.is_distributed
+        if sync_batchnorm and self.device.type == "cpu":
+            raise ValueError("TrainConfig.sync_batchnorm=True needs GPUs: SyncBatchNorm does not run on CPU")
+        for name, module in modules.items():
+            module = convert_sync_batchnorm(module) if sync_batchnorm else module
+            setattr(self, name, module.to(self.device, memory_format=self.memory_format))
         self.task = task or getattr(generator, "task", None) or TaskMetadata(image_size=None)
 
         self.gan_loss = self.configure_gan_loss()
@@ -122,15 +130,9 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         self.schedulers = list(self.configure_schedulers((self.optimizer_g, self.optimizer_d)))
         self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
-        # What the step calls: DDP wrappers when distributed, compiled when asked. The frozen-D copy is
-        # the bare module: the generator's pass through D must not involve D's gradient reducer.
-        self._generator_model = wrap_data_parallel(self.generator, self.device)
-        self._discriminator_model = wrap_data_parallel(self.discriminator, self.device)
-        self._frozen_discriminator_model: nn.Module = self.discriminator
-        if config.compile:
-            self._generator_model = torch.compile(self._generator_model)
-            self._discriminator_model = torch.compile(self._discriminator_model)
-            self._frozen_discriminator_model = torch.compile(self._frozen_discriminator_model)
+        self._training_models: dict[tuple[str, bool], nn.Module] = {}
+        for name in modules:  # DDP wrappers are built here, by every rank in the same order
+            self.training_model(name)
         self._discriminator_frozen = False
 
         self.epoch = 0
@@ -161,6 +163,17 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
             self.generator.task = task  # what save_pretrained, translate and evaluate read
 
     # --- building blocks to override ---------------------------------------------------------------
+    def training_model(self, name: str, frozen: bool = False) -> nn.Module:
+        """What a step calls for network ``name``: its DDP wrapper when distributed, compiled with
+        ``config.compile``. ``frozen=True``: the bare module, for passes whose gradients must not go
+        through the network's gradient reducer (a discriminator judging the generator's output)."""
+        key = (name, frozen)
+        if key not in self._training_models:
+            module = getattr(self, name)
+            model = module if frozen else wrap_data_parallel(module, self.device)
+            self._training_models[key] = torch.compile(model) if self.config.compile else model
+        return self._training_models[key]
+
     def configure_gan_loss(self) -> nn.Module:
         """The adversarial loss: :class:`GANLoss` with ``config.gan_mode``."""
         return GANLoss(self.config.gan_mode)
@@ -187,7 +200,7 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
 
     def forward(self, real_a: Tensor) -> Tensor:
         """The generator's output for input batch ``real_a`` (training-time module: DDP/compiled)."""
-        return self._generator_model(real_a)
+        return self.training_model("generator")(real_a)
 
     def discriminate(self, real_a: Tensor, image_b: Tensor) -> Tensor:
         """Discriminator logits for the pairs ``(real_a, image_b)`` (concatenated along channels).
@@ -195,7 +208,7 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         During the generator's update this calls the bare (frozen) discriminator, otherwise the
         training-time one (DDP/compiled). Override for a discriminator that takes its inputs differently.
         """
-        model = self._frozen_discriminator_model if self._discriminator_frozen else self._discriminator_model
+        model = self.training_model("discriminator", frozen=self._discriminator_frozen)
         return model(torch.cat([real_a, image_b], dim=1))
 
     def discriminator_loss(self, batch: Batch, fake_b: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -296,6 +309,11 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         """The autocast context of :attr:`precision` (a no-op for fp32)."""
         return autocast(self.device, self.precision)
 
+    def train_mode(self) -> None:
+        """Put every network of :meth:`checkpoint_models` in training mode."""
+        for module, _ in self.checkpoint_models().values():
+            module.train()
+
     @staticmethod
     def set_requires_grad(module: nn.Module, requires_grad: bool) -> None:
         """Switch gradient tracking of all of ``module``'s parameters."""
@@ -309,8 +327,7 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         step in :attr:`global_step`. Raises :class:`NonFiniteLossError` on a NaN/inf loss.
         (:meth:`fit` reads losses only every ``log_every`` steps; this reads them every call.)
         """
-        self.generator.train()
-        self.discriminator.train()
+        self.train_mode()
         logs = self.training_step(self.transfer_batch_to_device(batch))
         self.global_step += 1
         values = {name: float(value) for name, value in logs.items()}
@@ -347,11 +364,12 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         return result
 
     @torch.no_grad()
-    def generate(self, inputs: Tensor) -> Tensor:
-        """The generator's outputs for a batch of inputs, in its inference normalisation mode."""
+    def generate(self, inputs: Tensor, generator: nn.Module | None = None) -> Tensor:
+        """``generator``'s (default: :attr:`generator`'s) outputs for a batch of inputs, in its inference norm mode."""
+        generator = self.generator if generator is None else generator
         inputs = inputs.to(self.device, memory_format=self.memory_format)
-        with inference_norm(self.generator, resolve_norm_mode(None, self.generator)), self.autocast():
-            return self.generator(inputs).float()
+        with inference_norm(generator, resolve_norm_mode(None, generator)), self.autocast():
+            return generator(inputs).float()
 
     def save_samples(self, path: str | os.PathLike[str], source: Dataset | Batch | None = None) -> Path:
         """Write a sample grid (input | generated | target rows) of ``source`` (the first
@@ -361,7 +379,11 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
             if source is None:
                 raise ValueError("save_samples() needs a dataset or batch before fit() has run")
         batch = source if isinstance(source, Mapping) else self.first_items(source, self.config.num_samples)
-        return save_sample_grid(path, batch["A"], self.generate(batch["A"]), batch["B"], task=self.task)
+        return write_grid(path, self.make_sample_grid(batch))
+
+    def make_sample_grid(self, batch: Batch) -> Tensor:
+        """The sample image of ``batch`` (rows input | generated | target) in [0, 1]; every rank runs it."""
+        return sample_grid(batch["A"], self.generate(batch["A"]), batch["B"], task=self.task)
 
     # --- data ---------------------------------------------------------------------------------------
     def set_task_from_dataset(self, dataset: Dataset) -> None:

@@ -17,8 +17,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .data_loading import hold_out
-from .distributed import barrier
+from .data_loading import first_items, hold_out, task_from_dataset, train_dataloader
+from .distributed import EpochSampler, barrier
 from .loggers import JsonlLogger, MetricLogger, TensorBoardLogger, tensorboard_available
 from .rng import mix_seed
 from .run_lock import RunLock
@@ -218,6 +218,23 @@ class TrainingLoop:
             self.save_checkpoint()
         self.train_mode()
         self.on_train_epoch_end()
+
+    # --- data ---------------------------------------------------------------------------------------
+    def set_task_from_dataset(self: Pix2PixTrainer, dataset: Dataset) -> None:
+        """Fill in :attr:`task` from the training dataset (see :func:`.data_loading.task_from_dataset`)."""
+        self.task = task_from_dataset(self.task, dataset)
+
+    def train_dataloader(self: Pix2PixTrainer, dataset: Dataset) -> tuple[DataLoader, EpochSampler]:
+        """A shuffled loader for this rank whose sampler can start in the middle of an epoch."""
+        return train_dataloader(
+            dataset, self.distributed, batch_size=self.config.batch_size, num_workers=self.config.num_workers,
+            seed=self.config.seed, pin_memory=self.device.type == "cuda", generator=self._loader_generator,
+        )  # fmt: skip
+
+    @staticmethod
+    def first_items(dataset: Dataset, count: int) -> Batch:
+        """The first ``count`` items of ``dataset`` as one batch."""
+        return first_items(dataset, count)
 
     # --- logs ----------------------------------------------------------------------------------------
     def _flush_logs(self: Pix2PixTrainer) -> None:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..devices import DeviceLike, autocast, resolve_precision, select_device
 from ..metrics import mae, psnr, ssim
@@ -34,8 +34,8 @@ from ..norm_modes import inference_norm, resolve_norm_mode
 from ..pixels import to_unit
 from .checkpointing import CheckpointIO
 from .config import TrainConfig
-from .data_loading import eval_dataloader, first_items, task_from_dataset, train_dataloader
-from .distributed import EpochSampler, convert_sync_batchnorm, init_distributed, wrap_data_parallel
+from .data_loading import eval_dataloader
+from .distributed import convert_sync_batchnorm, init_distributed, wrap_data_parallel
 from .losses import GANLoss, l1_loss
 from .loop import NonFiniteLossError, TrainingLoop
 from .optim import adam
@@ -384,18 +384,3 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
     def make_sample_grid(self, batch: Batch) -> Tensor:
         """The sample image of ``batch`` (rows input | generated | target) in [0, 1]; every rank runs it."""
         return sample_grid(batch["A"], self.generate(batch["A"]), batch["B"], task=self.task)
-
-    # --- data ---------------------------------------------------------------------------------------
-    def set_task_from_dataset(self, dataset: Dataset) -> None:
-        """Fill in :attr:`task` from the training dataset (see :func:`.data_loading.task_from_dataset`)."""
-        self.task = task_from_dataset(self.task, dataset)
-
-    def train_dataloader(self, dataset: Dataset) -> tuple[DataLoader, EpochSampler]:
-        return train_dataloader(
-            dataset, self.distributed, batch_size=self.config.batch_size, num_workers=self.config.num_workers,
-            seed=self.config.seed, pin_memory=self.device.type == "cuda", generator=self._loader_generator,
-        )  # fmt: skip
-
-    @staticmethod
-    def first_items(dataset: Dataset, count: int) -> Batch:
-        return first_items(dataset, count)

@@ -5,6 +5,10 @@
   structure, including its quirk: the in-place LeakyReLU that starts each inner block also
   rewrites the tensor used as that block's skip connection, so the skip carries LeakyReLU(x).
   Its state dict has the nested ``model.model.1.model.3...`` keys of a ``latest_net_G.pth``.
+* ``ReferenceResnetGenerator``: the reference's ``ResnetGenerator`` / ``ResnetBlock`` (``resnet_6blocks``,
+  ``resnet_9blocks``), written from its published structure: one ``model`` Sequential, each block a
+  ``conv_block`` Sequential built by ``build_conv_block``; ``norm="none"`` uses an identity layer and,
+  as in the reference, no conv biases.
 * ``ReferenceHugGANGenerator``: HugGAN's ``GeneratorUNet`` (huggan/pytorch/pix2pix), with the
   width as a parameter so tests can use a tiny one (64 in the real checkpoints).
 """
@@ -86,6 +90,98 @@ class ReferenceUnetGenerator(nn.Module):
 
     def forward(self, x):
         return self.model(x)
+
+
+class Identity(nn.Module):
+    def forward(self, x):
+        return x
+
+
+def get_norm_layer(norm_type="instance"):
+    if norm_type == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    if norm_type == "instance":
+        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if norm_type == "none":
+        return lambda x: Identity()
+    raise NotImplementedError(norm_type)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, dim, padding_type, norm_layer, use_dropout, use_bias):
+        super().__init__()
+        self.conv_block = self.build_conv_block(dim, padding_type, norm_layer, use_dropout, use_bias)
+
+    def build_conv_block(self, dim, padding_type, norm_layer, use_dropout, use_bias):
+        conv_block = []
+        p = 0
+        if padding_type == "reflect":
+            conv_block += [nn.ReflectionPad2d(1)]
+        elif padding_type == "replicate":
+            conv_block += [nn.ReplicationPad2d(1)]
+        elif padding_type == "zero":
+            p = 1
+        else:
+            raise NotImplementedError(padding_type)
+        conv_block += [nn.Conv2d(dim, dim, kernel_size=3, padding=p, bias=use_bias), norm_layer(dim), nn.ReLU(True)]
+        if use_dropout:
+            conv_block += [nn.Dropout(0.5)]
+        p = 0
+        if padding_type == "reflect":
+            conv_block += [nn.ReflectionPad2d(1)]
+        elif padding_type == "replicate":
+            conv_block += [nn.ReplicationPad2d(1)]
+        elif padding_type == "zero":
+            p = 1
+        conv_block += [nn.Conv2d(dim, dim, kernel_size=3, padding=p, bias=use_bias), norm_layer(dim)]
+        return nn.Sequential(*conv_block)
+
+    def forward(self, x):
+        return x + self.conv_block(x)
+
+
+class ReferenceResnetGenerator(nn.Module):
+    def __init__(self, input_nc, output_nc, ngf=64, norm="batch", use_dropout=False, n_blocks=6, padding_type="reflect"):
+        assert n_blocks >= 0
+        super().__init__()
+        norm_layer = get_norm_layer(norm)
+        if type(norm_layer) == functools.partial:  # noqa: E721 (as the reference writes it)
+            use_bias = norm_layer.func == nn.InstanceNorm2d
+        else:
+            use_bias = norm_layer == nn.InstanceNorm2d
+        model = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(input_nc, ngf, kernel_size=7, padding=0, bias=use_bias),
+            norm_layer(ngf),
+            nn.ReLU(True),
+        ]
+        n_downsampling = 2
+        for i in range(n_downsampling):
+            mult = 2**i
+            model += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, kernel_size=3, stride=2, padding=1, bias=use_bias),
+                norm_layer(ngf * mult * 2),
+                nn.ReLU(True),
+            ]
+        mult = 2**n_downsampling
+        for i in range(n_blocks):
+            model += [ResnetBlock(ngf * mult, padding_type, norm_layer, use_dropout, use_bias)]
+        for i in range(n_downsampling):
+            mult = 2 ** (n_downsampling - i)
+            model += [
+                nn.ConvTranspose2d(
+                    ngf * mult, int(ngf * mult / 2), kernel_size=3, stride=2, padding=1, output_padding=1, bias=use_bias
+                ),
+                norm_layer(int(ngf * mult / 2)),
+                nn.ReLU(True),
+            ]
+        model += [nn.ReflectionPad2d(3)]
+        model += [nn.Conv2d(ngf, output_nc, kernel_size=7, padding=0)]
+        model += [nn.Tanh()]
+        self.model = nn.Sequential(*model)
+
+    def forward(self, input):
+        return self.model(input)
 
 
 class _HugGANDown(nn.Module):

@@ -112,9 +112,9 @@ def test_huggan_generator_saves_and_loads_by_architecture(tmp_path, hub_home):
         UNetGenerator.from_pretrained(str(tmp_path / "huggan"))
 
 
-def cache_maps_stand_in(hub_home, reference, seed: int):
-    """Put ``reference`` (randomised) into the offline cache as the registry's pinned ``maps`` file."""
-    entry = get_pretrained_info("maps")
+def cache_maps_stand_in(hub_home, reference, seed: int, name: str = "maps"):
+    """Put ``reference`` (randomised) into the offline cache as the registry's pinned file of ``name``."""
+    entry = get_pretrained_info(name)
     reference = randomize(reference, seed=seed).eval()
     weights = {entry.filename: _torch_bytes(reference.state_dict())}
     populate_cache(hub_home, entry.repo_id, entry.revision, weights, ref=None)
@@ -139,6 +139,24 @@ def test_translate_maps_end_to_end_from_an_offline_cache(hub_home):
     with torch.no_grad():
         assert torch.equal(model(x), reference(x))
     assert result == translate(satellite, model=model, precision="fp32")
+
+
+def test_translate_edges2shoes_end_to_end_from_an_offline_cache(hub_home):
+    reference = cache_maps_stand_in(hub_home, ReferenceHugGANGenerator(ngf=4), seed=11, name="edges2shoes")
+    edges = Image.fromarray(np.where(np.random.default_rng(2).random((96, 80)) > 0.9, 0, 255).astype(np.uint8)).convert("RGB")
+
+    result = translate(edges, model="edges2shoes", device="cpu", precision="fp32")
+
+    assert isinstance(result, Image.Image) and result.size == edges.size
+    model = load_pretrained("edges2shoes", device="cpu")
+    assert isinstance(model, HugGANGenerator)
+    assert (model.task.direction, model.task.input_domain, model.task.output_domain) == ("AtoB", "shoe edge map", "shoe photo")
+    assert model.task.license == "MIT" and model.task.image_size == 256
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+    with pytest.raises(FileNotFoundError, match="HF_HUB_OFFLINE"):  # the stand-in is only under edges2shoes' pin
+        load_pretrained("maps", device="cpu")
 
 
 def test_offline_and_not_cached_says_so(hub_home):

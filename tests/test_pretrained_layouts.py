@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from pix2pix_lib import UNetGenerator
+from pix2pix_lib import ResnetGenerator, UNetGenerator
 from pix2pix_lib.cli import main
 from pix2pix_lib.models import CheckpointError, HugGANGenerator
 from pix2pix_lib.pretrained import (
@@ -19,7 +19,12 @@ from pix2pix_lib.pretrained import (
 from pix2pix_lib.models import TaskMetadata
 
 from .fake_hub import isolate_hub
-from .reference_networks import ReferenceHugGANGenerator, ReferenceUnetGenerator, randomize
+from .reference_networks import (
+    ReferenceHugGANGenerator,
+    ReferenceResnetGenerator,
+    ReferenceUnetGenerator,
+    randomize,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -145,6 +150,8 @@ def test_unknown_layout_lists_the_expected_ones():
         "huggan",
         "model.model.0.weight",
         "down1.model.0.weight",
+        "reference-resnet",
+        "model.4.weight",
         "conv1.weight",
     ):
         assert expected in message
@@ -201,3 +208,67 @@ def test_convert_command(tmp_path, capsys):
     assert model.task.output_domain == "map" and model.task.license == "MIT"
     assert "satellite photo" in (out / "README.md").read_text()
     _outputs_match(reference, model, 256)
+
+
+# --- reference ResNet (resnet_6blocks / resnet_9blocks) ------------------------------------------------------
+@pytest.mark.parametrize(
+    ("n_blocks", "norm", "use_dropout", "padding"),
+    [(9, "instance", False, "reflect"), (6, "instance", False, "reflect"), (6, "batch", True, "reflect"),
+     (2, "batch", False, "reflect"), (2, "instance", True, "zero")],
+)  # fmt: skip
+def test_reference_resnet_checkpoint_gives_identical_outputs(tmp_path, n_blocks, norm, use_dropout, padding):
+    reference = ReferenceResnetGenerator(3, 3, ngf=4, norm=norm, use_dropout=use_dropout, n_blocks=n_blocks, padding_type=padding)
+    reference = randomize(reference, seed=n_blocks)
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(reference.state_dict(), path)
+    assert detect_layout(reference.state_dict()) == "reference-resnet"
+
+    model = load_pretrained(path, device="cpu")
+
+    assert isinstance(model, ResnetGenerator)
+    assert (model.n_blocks, model.base_channels, model.norm) == (n_blocks, 4, norm)
+    assert (model.dropout, model.padding) == (0.5 if use_dropout else 0.0, padding)
+    _outputs_match(reference, model, 64)
+
+
+def test_reference_resnet_with_other_channel_counts(tmp_path):
+    reference = randomize(ReferenceResnetGenerator(1, 2, ngf=3, norm="instance", n_blocks=3), seed=11)
+    model = generator_from_state_dict(reference.state_dict(), "ref")
+    assert (model.in_channels, model.out_channels, model.base_channels, model.n_blocks) == (1, 2, 3, 3)
+    x = torch.rand(2, 1, 40, 48) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), reference.eval()(x))
+
+
+def test_full_size_reference_resnets_load_strictly():
+    for n_blocks, parameters in ((9, 11_378_179), (6, 7_837_699)):
+        model = generator_from_state_dict(ReferenceResnetGenerator(3, 3, norm="instance", n_blocks=n_blocks).state_dict())
+        assert sum(p.numel() for p in model.parameters()) == parameters and model.n_blocks == n_blocks
+
+
+def test_reference_resnet_old_checkpoint_quirks_and_norm_none(tmp_path):
+    instance = randomize(ReferenceResnetGenerator(3, 3, ngf=4, norm="instance", n_blocks=2), seed=12)
+    state = dict(instance.state_dict())
+    state["model.2.running_mean"], state["model.2.running_var"] = torch.zeros(4), torch.ones(4)  # PyTorch < 0.4
+    _outputs_match(instance, generator_from_state_dict(state, "old instance"), 32)
+    batch = randomize(ReferenceResnetGenerator(3, 3, ngf=4, norm="batch", n_blocks=2), seed=13)
+    state = {k: v for k, v in batch.state_dict().items() if not k.endswith("num_batches_tracked")}
+    _outputs_match(batch, generator_from_state_dict(state, "old batch"), 32)
+    bare = ReferenceResnetGenerator(3, 3, ngf=4, norm="none", n_blocks=1).state_dict()  # no biases, no norms
+    with pytest.raises(CheckpointError, match="norm 'none'"):
+        generator_from_state_dict(bare, "none.pth")
+
+
+def test_our_own_resnet_state_dict_is_the_reference_layout(tmp_path):
+    model = randomize(ResnetGenerator(base_channels=4, n_blocks=2, norm="batch", dropout=0.5), seed=14)
+    assert detect_layout(model.state_dict()) == "reference-resnet"
+    _outputs_match(model, generator_from_state_dict(model.state_dict()), 32)
+    out = convert_checkpoint(_saved_state(model, tmp_path), tmp_path / "converted")
+    config = json.loads((out / "config.json").read_text())
+    assert (config["architecture"], config["n_blocks"], config["dropout"]) == ("pix2pix-resnet", 2, 0.5)
+
+
+def _saved_state(model, tmp_path):
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(model.state_dict(), path)
+    return path

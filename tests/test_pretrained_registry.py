@@ -27,8 +27,8 @@ class NotATensor:
 
 
 def test_registry_lists_pinned_entries():
-    assert list_pretrained() == ["facades", "maps"]
-    maps, facades = get_pretrained_info("maps"), get_pretrained_info("facades")
+    assert list_pretrained() == ["edges2shoes", "facades", "maps"]
+    maps, facades, shoes = get_pretrained_info("maps"), get_pretrained_info("facades"), get_pretrained_info("edges2shoes")
     assert (maps.repo_id, maps.revision) == (
         "huggan/pix2pix-maps",
         "29b247f1f7559f1667e3c516666c631ebfd785a1",
@@ -37,6 +37,12 @@ def test_registry_lists_pinned_entries():
         "huggan/pix2pix-facades-demo",
         "3784ab6be149f42f77ffb5b9c9cba8e18fbe2fb4",
     )
+    assert (shoes.repo_id, shoes.revision) == (
+        "huggan/pix2pix-edge2shoes",
+        "2955b0659bf0b0bb8d114d4b83db2b4ac82e2f7b",
+    )
+    assert (shoes.direction, shoes.input_domain, shoes.output_domain) == ("AtoB", "shoe edge map", "shoe photo")
+    assert "edges2shoes" in shoes.trained_on and "99" in shoes.notes
     for entry in PRETRAINED.values():
         assert re.fullmatch(r"[0-9a-f]{40}", entry.revision)
         assert entry.filename == "pytorch_model.bin" and entry.layout == "huggan" and entry.license == "MIT"
@@ -47,9 +53,9 @@ def test_registry_lists_pinned_entries():
 
 
 def test_unknown_name_lists_the_known_names():
-    with pytest.raises(ValueError, match="known: facades, maps"):
+    with pytest.raises(ValueError, match="known: edges2shoes, facades, maps"):
         load_pretrained("horses", device="cpu")
-    with pytest.raises(KeyError, match="known names: facades, maps"):
+    with pytest.raises(KeyError, match="known names: edges2shoes, facades, maps"):
         get_pretrained_info("horses")
 
 
@@ -131,7 +137,7 @@ def test_bad_config_json(tmp_path):
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_pretrained(folder, device="cpu")
     (folder / "config.json").write_text(json.dumps({"architecture": "transformer"}))
-    with pytest.raises(CheckpointError, match="known: huggan-unet, patchgan, pix2pix-unet"):
+    with pytest.raises(CheckpointError, match="known: huggan-unet, patchgan, pix2pix-resnet, pix2pix-unet"):
         load_pretrained(folder, device="cpu")
 
 

@@ -93,3 +93,63 @@ def test_interrupted_runs_exit_like_a_shell() -> None:
     assert _exit_code("interrupted (SIGINT)") == 130
     assert _exit_code("interrupted (SIGTERM)") == 143
     assert _exit_code("interrupted (SIGUSR1)") == 138
+
+
+def _without_model_flags(args: list[str]) -> list[str]:
+    """``args`` less the model flags and their values."""
+    kept, skip = [], False
+    for arg in args:
+        if skip or arg in ("--num-downs", "--d-layers", "--ngf", "--ndf"):
+            skip = not skip
+            continue
+        kept.append(arg)
+    return kept
+
+
+def test_generator_and_discriminator_come_from_the_builder_zoo(tmp_path, capsys) -> None:
+    from pix2pix_lib import PatchDiscriminator, ResnetGenerator
+
+    data = tmp_path / "pairs"
+    write_aligned_folder(data, count=2)
+    run = tmp_path / "run"
+    common = _without_model_flags(COMMON)
+    assert main(["train", "--data", str(data), *common, "--out", str(run), "--no-tensorboard", "--max-steps", "1",
+                 "--generator", "resnet_6blocks", "--discriminator", "pixelgan", "--ngf", "4", "--ndf", "4"]) == 0  # fmt: skip
+    generator = load_pretrained(run, device="cpu")
+    assert isinstance(generator, ResnetGenerator)
+    assert (generator.n_blocks, generator.base_channels, generator.norm, generator.dropout) == (6, 4, "instance", 0.0)
+    discriminator = PatchDiscriminator.from_pretrained(str(read_checkpoint(run).directory / "discriminator"))
+    assert (discriminator.n_layers, discriminator.base_channels, discriminator.in_channels) == (0, 4, 6)
+
+
+def test_model_flags_apply_to_the_default_builders() -> None:
+    from pix2pix_lib.cli.training import _build_models
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--data", "x", "--num-downs", "3", "--ngf", "4", "--ndf", "2", "--d-layers", "1",
+                              "--norm", "instance", "--dropout", "0.25"])  # fmt: skip
+    generator, discriminator = _build_models(args, 1, 2)
+    assert (generator.num_downs, generator.base_channels, generator.norm, generator.dropout) == (3, 4, "instance", 0.25)
+    assert (generator.in_channels, generator.out_channels, discriminator.in_channels) == (1, 2, 3)
+    assert (discriminator.n_layers, discriminator.base_channels, discriminator.norm) == (1, 2, "instance")
+    generator, discriminator = _build_models(parser.parse_args(["train", "--data", "x", "--ngf", "2", "--ndf", "2"]), 3, 3)
+    assert (generator.num_downs, generator.norm, discriminator.n_layers) == (8, "batch", 3)  # unet_256 + patchgan_70
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--generator", "resnet_9blocks", "--num-downs", "3"], "--num-downs does not apply to --generator resnet_9blocks"),
+        (["--generator", "unet_256", "--num-downs", "3"], "fixes num_downs=8; use --generator unet --num-downs 3"),
+        (["--discriminator", "pixelgan", "--d-layers", "2"], "--discriminator n_layers_patchgan --d-layers 2"),
+    ],
+)
+def test_model_flags_that_do_not_apply_are_usage_errors(tmp_path, capsys, flags, message) -> None:
+    data = tmp_path / "pairs"
+    write_aligned_folder(data, count=1)
+    common = _without_model_flags(COMMON)
+    assert main(["train", "--data", str(data), *common, "--out", str(tmp_path / "run"), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--data", "x", "--generator", "resnet_50"])

@@ -23,8 +23,10 @@ _EXPORTS = {
     "translate": ".inference",
     "CheckpointError": ".models",
     "PatchDiscriminator": ".models",
+    "ResnetGenerator": ".models",
     "TaskMetadata": ".models",
     "UNetGenerator": ".models",
+    "create_model": ".models",
     "DEFAULT_NORM_MODE": ".norm_modes",
     "inference_norm": ".norm_modes",
     "list_pretrained": ".pretrained",
@@ -55,7 +57,14 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from .evaluation import evaluate  # noqa: F401
     from .exporting import export  # noqa: F401
     from .inference import translate  # noqa: F401
-    from .models import CheckpointError, PatchDiscriminator, TaskMetadata, UNetGenerator  # noqa: F401
+    from .models import (  # noqa: F401
+        CheckpointError,
+        PatchDiscriminator,
+        ResnetGenerator,
+        TaskMetadata,
+        UNetGenerator,
+        create_model,
+    )
     from .norm_modes import DEFAULT_NORM_MODE, inference_norm  # noqa: F401
     from .pretrained import list_pretrained, load_pretrained  # noqa: F401
     from .training import Pix2PixTrainer, TrainConfig  # noqa: F401

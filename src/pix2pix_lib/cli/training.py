@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..models.layers import NORM_NAMES
 from ..models.task import DIRECTIONS
+from ..models.zoo import builder_spec, create_model, list_models
 
 __all__ = ["add_demo", "add_train"]
 
@@ -94,7 +97,7 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "train",
         help="train pix2pix on a folder of aligned pairs (resumable; run under torchrun for DDP)",
-        description="Train a U-Net generator and a PatchGAN discriminator with the pix2pix objective. "
+        description="Train a generator (U-Net by default, or a ResNet) and a PatchGAN discriminator with the pix2pix objective. "
         "Distributed: torchrun --standalone --nproc_per_node=N -m pix2pix_lib train ...",
     )
     parser.add_argument("--data", type=Path, required=True, help="folder of aligned A|B training images")
@@ -118,19 +121,27 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--sync-batchnorm", action="store_const", const=True, default=None, help="SyncBatchNorm under DDP")
     parser.add_argument("--no-progress", dest="progress_bar", action="store_const", const=False, default=None)
     parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, default=None)
-    model = parser.add_argument_group("model (new runs; --resume rebuilds the checkpoint's)")
-    model.add_argument("--ngf", type=int, default=64, help="generator base channels (default: 64)")
-    model.add_argument("--num-downs", type=int, default=8, help="U-Net downsamplings (default: 8, unet_256)")
-    model.add_argument("--ndf", type=int, default=64, help="discriminator base channels (default: 64)")
-    model.add_argument("--d-layers", type=int, default=3, help="PatchGAN layers (default: 3, 70x70)")
-    model.add_argument("--norm", choices=NORM_NAMES, default="batch", help="normalisation (default: batch)")
-    model.add_argument("--dropout", type=float, default=0.5, help="generator dropout (default: 0.5)")
+    model = parser.add_argument_group(
+        "model (new runs; --resume rebuilds the checkpoint's)",
+        "Models come from the builder zoo (pix2pix_lib.models.create_model). The other options override a "
+        "builder's defaults where its class takes them; one that does not apply is an error.",
+    )
+    model.add_argument("--generator", choices=list_models("generator"), default=None,
+                       help="generator builder (default: unet_256, or unet with --num-downs)")  # fmt: skip
+    model.add_argument("--discriminator", choices=list_models("discriminator"), default=None,
+                       help="discriminator builder (default: patchgan_70, or n_layers_patchgan with --d-layers)")  # fmt: skip
+    model.add_argument("--ngf", type=int, default=None, help="generator base channels (builder default: 64)")
+    model.add_argument("--num-downs", type=int, default=None, help="U-Net downsamplings (--generator unet; 8 = unet_256)")
+    model.add_argument("--ndf", type=int, default=None, help="discriminator base channels (builder default: 64)")
+    model.add_argument("--d-layers", type=int, default=None, help="PatchGAN layers (--discriminator n_layers_patchgan; 3 = 70x70)")
+    model.add_argument("--norm", choices=NORM_NAMES, default=None,
+                       help="normalisation of both networks (builder defaults: batch for U-Nets and PatchGANs, instance for ResNets)")  # fmt: skip
+    model.add_argument("--dropout", type=float, default=None, help="generator dropout (builder default: 0.5 U-Net, 0 ResNet)")
     parser.set_defaults(run=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
     from ..data import PairedImageDataset
-    from ..models import PatchDiscriminator, UNetGenerator
     from ..training import NonFiniteLossError, Pix2PixTrainer, TrainConfig, seed_everything, shutdown_distributed
 
     overrides = {option: getattr(args, option) for _, option, _, _ in _TRAIN_OPTIONS}
@@ -166,10 +177,11 @@ def _run_train(args: argparse.Namespace) -> int:
             seed_everything(config.seed)
             first = train_set[0]
             in_channels, out_channels = first["A"].shape[0], first["B"].shape[0]
-            generator = UNetGenerator(
-                in_channels, out_channels, num_downs=args.num_downs, base_channels=args.ngf, norm=args.norm, dropout=args.dropout
-            )
-            discriminator = PatchDiscriminator(in_channels + out_channels, args.ndf, n_layers=args.d_layers, norm=args.norm)
+            try:
+                generator, discriminator = _build_models(args, in_channels, out_channels)
+            except ValueError as error:  # an option that does not fit the chosen builder: a usage error
+                print(f"error: {error}", file=sys.stderr)
+                return 2
             trainer = Pix2PixTrainer(generator, discriminator, config, device=args.device)
         main_process = trainer.distributed.is_main_process
         if main_process:
@@ -194,3 +206,44 @@ def _run_train(args: argparse.Namespace) -> int:
         shutdown_distributed()
 
 
+#: model flags -> (role, constructor argument, family builder it implies when no builder is named)
+_MODEL_FLAGS = {
+    "ngf": ("generator", "base_channels", None),
+    "num_downs": ("generator", "num_downs", "unet"),
+    "dropout": ("generator", "dropout", None),
+    "ndf": ("discriminator", "base_channels", None),
+    "d_layers": ("discriminator", "n_layers", "n_layers_patchgan"),
+    "norm": ("both", "norm", None),
+}
+_DEFAULT_BUILDERS = {"generator": "unet_256", "discriminator": "patchgan_70"}
+
+
+def _build_models(args: argparse.Namespace, in_channels: int, out_channels: int) -> tuple[Any, Any]:
+    """Generator and discriminator from ``--generator`` / ``--discriminator`` and the override flags.
+
+    Without a builder name, ``--num-downs`` picks ``unet`` and ``--d-layers`` picks ``n_layers_patchgan``
+    (the old command line keeps working). A flag whose argument the chosen class does not take, or
+    that contradicts what the named builder fixes (``--generator unet_256 --num-downs 5``), is a
+    ``ValueError`` naming both.
+    """
+    names = {"generator": args.generator, "discriminator": args.discriminator}
+    overrides: dict[str, dict[str, Any]] = {"generator": {"in_channels": in_channels, "out_channels": out_channels},
+                                            "discriminator": {"in_channels": in_channels + out_channels}}  # fmt: skip
+    for flag, (role, key, family) in _MODEL_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        for target in ("generator", "discriminator") if role == "both" else (role,):
+            if names[target] is None and family is not None:
+                names[target] = family
+            name = names[target] or _DEFAULT_BUILDERS[target]
+            spec = builder_spec(name)
+            option = "--" + flag.replace("_", "-")
+            if key in spec.fixed:
+                raise ValueError(f"{option} does not apply to --{target} {name}, which fixes {key}={spec.fixed[key]!r}; "
+                                 f"use --{target} {spec.family} {option} {value}")  # fmt: skip
+            if key not in inspect.signature(spec.model_class.__init__).parameters:
+                raise ValueError(f"{option} does not apply to --{target} {name} ({spec.model_class.__name__} has no {key})")
+            overrides[target][key] = value
+    built = {role: create_model(names[role] or _DEFAULT_BUILDERS[role], **overrides[role]) for role in names}
+    return built["generator"], built["discriminator"]

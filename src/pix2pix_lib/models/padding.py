@@ -14,9 +14,13 @@ import torch.nn.functional as F
 __all__ = ["crop", "pad_to_multiple"]
 
 
-def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+def pad_to_multiple(
+    image: torch.Tensor, multiple: int, min_size: int = 1
+) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
     """Pad ``image`` (N, C, H, W) on all sides so that H and W are multiples of ``multiple``.
 
+    ``min_size`` (opt-in; the default 1 changes nothing) also pads each side to at least ``min_size``
+    rounded up to ``multiple``, for networks whose inner layers need more than one pixel.
     The content stays centred. Padding mirrors the image (``reflect``); when a side would need more
     padding than the image is wide, it repeats the edge pixels instead (``replicate``).
     Returns the padded tensor and ``(left, right, top, bottom)`` so the caller can crop back.
@@ -28,6 +32,9 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, t
     height, width = image.shape[-2:]
     pad_h = -height % multiple
     pad_w = -width % multiple
+    if min_size > 1:  # sym_max: no Python branch on symbolic sizes
+        smallest = -(-min_size // multiple) * multiple
+        pad_h, pad_w = torch.sym_max(pad_h, smallest - height), torch.sym_max(pad_w, smallest - width)
     top, left = pad_h // 2, pad_w // 2
     pads = (left, pad_w - left, top, pad_h - top)
     if isinstance(height, torch.SymInt) or isinstance(width, torch.SymInt):

@@ -20,6 +20,7 @@ from .generator import UNetGenerator
 from .hub import download_file
 from .hub_mixin import METADATA_KEYS, PretrainedMixin, read_config
 from .huggan import HugGANGenerator
+from .resnet import ResnetGenerator
 from .state_dict import CheckpointError
 
 __all__ = [
@@ -36,12 +37,13 @@ __all__ = [
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "pix2pix-unet": UNetGenerator,
     "huggan-unet": HugGANGenerator,
+    "pix2pix-resnet": ResnetGenerator,
     "patchgan": PatchDiscriminator,
 }
 
 
 def register_model(name: str, cls: type[nn.Module]) -> type[nn.Module]:
-    """Make ``cls`` loadable by name from checkpoints and saved folders .
+    """Make ``cls`` loadable by name from checkpoints and saved folders.
 
     ``cls`` must be an ``nn.Module`` subclass that also inherits
     :class:`~pix2pix_lib.models.hub_mixin.PretrainedMixin` and stores each constructor argument as an

@@ -1,6 +1,6 @@
 """Checkpoints from other pix2pix code bases: recognise their layout from the keys and load them.
 
-Three layouts are known (see :data:`LAYOUTS`):
+Four layouts are known (see :data:`LAYOUTS`):
 
 ``"pix2pix_lib"``
     this library's :class:`~pix2pix_lib.models.UNetGenerator` state dict (``encoder.0.0.weight``, ...).
@@ -13,6 +13,11 @@ Three layouts are known (see :data:`LAYOUTS`):
 ``"huggan"``
     ``pytorch_model.bin`` of the HugGAN community models (``down1.model.0.weight`` ...
     ``final.2.bias``), loaded into :class:`~pix2pix_lib.models.HugGANGenerator`.
+``"reference-resnet"``
+    ``latest_net_G.pth`` of the reference implementation's ``resnet_6blocks`` / ``resnet_9blocks``
+    (``model.1.weight``, ``model.10.conv_block.1.weight``, ...). :class:`~pix2pix_lib.models.ResnetGenerator`
+    mirrors its module layout, so these are also the keys of our own ResNet state dicts; the
+    constructor arguments are read from the tensors (:func:`reference_resnet_arguments`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from torch import nn
 
 from ..models.generator import UNetGenerator
 from ..models.huggan import HugGANGenerator
+from ..models.resnet import ResnetGenerator
 from ..models.state_dict import CheckpointError, load_state_dict_strict, read_state_dict
 from ..models.task import TaskMetadata
 
@@ -38,10 +44,11 @@ __all__ = [
     "convert_checkpoint",
     "detect_layout",
     "generator_from_state_dict",
+    "reference_resnet_arguments",
     "reference_to_pix2pix_lib",
 ]
 
-LayoutName = Literal["pix2pix_lib", "reference", "huggan"]
+LayoutName = Literal["pix2pix_lib", "reference", "huggan", "reference-resnet"]
 
 _BATCH_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -75,6 +82,11 @@ LAYOUTS: dict[str, CheckpointLayout] = {
             "huggan",
             "HugGAN community pix2pix pytorch_model.bin (huggan/pix2pix-*)",
             ("down1.model.0.weight", "up1.model.0.weight", "final.2.weight", "final.2.bias"),
+        ),
+        CheckpointLayout(
+            "reference-resnet",
+            "pytorch-CycleGAN-and-pix2pix latest_net_G.pth (resnet_6blocks / resnet_9blocks), or our ResnetGenerator",
+            ("model.1.weight", "model.4.weight", "model.7.weight"),
         ),
     )
 }
@@ -169,6 +181,57 @@ def reference_to_pix2pix_lib(
     return arguments, converted
 
 
+# --- reference ResNet (and our own: same keys) -----------------------------------------------------
+def reference_resnet_arguments(
+    state_dict: dict[str, torch.Tensor], source: str = "checkpoint"
+) -> tuple[dict[str, object], dict[str, torch.Tensor]]:
+    """:class:`ResnetGenerator` arguments read from a reference ``ResnetGenerator`` state dict.
+
+    Returns ``(constructor_arguments, state_dict)``; the keys need no renaming. ``n_blocks`` counts
+    the ``model.<i>.conv_block`` prefixes; ``norm`` is ``"batch"`` when the norm layers have
+    weights, ``"instance"`` when the convolutions have biases instead (the reference drops them
+    only for batch norm, and writes no biases at all for ``norm="none"``, which is refused); the
+    padding is ``"zero"`` when a block starts with a convolution (else the reference's
+    ``"reflect"``: reflect and replicate have the same keys); dropout 0.5 when a block has an extra
+    layer before its second convolution. Old-PyTorch quirks are handled as for the U-Net.
+    """
+    keys = set(state_dict)
+    first = state_dict["model.1.weight"]
+    n_blocks = 0
+    while any(key.startswith(f"model.{10 + n_blocks}.conv_block.") for key in keys):
+        n_blocks += 1
+    if "model.2.weight" in keys:
+        norm = "batch"
+    elif "model.1.bias" in keys:
+        norm = "instance"
+    else:
+        raise CheckpointError(
+            f"{source}: reference ResNet without BatchNorm parameters or conv biases (norm 'none'), "
+            "which ResnetGenerator does not reproduce; supported: batch and instance norm"
+        )
+    padding = "zero" if "model.10.conv_block.0.weight" in keys else "reflect"
+    second_conv = 4 if padding == "zero" else 6  # index of the second conv when a Dropout precedes it
+    block_conv = state_dict.get(f"model.10.conv_block.{second_conv}.weight")
+    dropout = 0.5 if block_conv is not None and block_conv.ndim == 4 else 0.0
+
+    converted = dict(state_dict)
+    if norm == "instance":  # stale InstanceNorm statistics from PyTorch < 0.4 (the reference drops them too)
+        converted = {k: v for k, v in converted.items() if k.rpartition(".")[2] not in _BATCH_NORM_BUFFERS}
+    else:
+        for key in [k for k in keys if k.endswith(".running_mean")]:
+            converted.setdefault(key.replace("running_mean", "num_batches_tracked"), torch.tensor(0, dtype=torch.long))
+    arguments: dict[str, object] = {
+        "in_channels": first.shape[1],
+        "out_channels": state_dict[f"model.{17 + n_blocks}.weight"].shape[0],
+        "base_channels": first.shape[0],
+        "n_blocks": n_blocks,
+        "norm": norm,
+        "dropout": dropout,
+        "padding": padding,
+    }
+    return arguments, converted
+
+
 # --- our own and HugGAN's --------------------------------------------------------------------------
 def _pix2pix_lib_arguments(state_dict: dict[str, torch.Tensor], source: str) -> dict[str, object]:
     levels = {int(m.group(1)) for key in state_dict if (m := re.fullmatch(r"encoder\.(\d+)\.0\.weight", key))}
@@ -223,6 +286,9 @@ def generator_from_state_dict(
         elif layout == "reference":
             arguments, state_dict = reference_to_pix2pix_lib(state_dict, source)
             model = UNetGenerator(**arguments)  # type: ignore[arg-type]
+        elif layout == "reference-resnet":
+            arguments, state_dict = reference_resnet_arguments(state_dict, source)
+            model = ResnetGenerator(**arguments)  # type: ignore[arg-type]
         else:
             model = UNetGenerator(**_pix2pix_lib_arguments(state_dict, source))  # type: ignore[arg-type]
     except (KeyError, IndexError) as error:

@@ -3,7 +3,7 @@ get the same network every time -- Hub repo, commit, file, checkpoint layout, an
 
 >>> from pix2pix_lib.pretrained import list_pretrained
 >>> list_pretrained()
-['facades', 'maps']
+['edges2shoes', 'facades', 'maps']
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class PretrainedWeights:
     """One named set of weights on the Hugging Face Hub, pinned to a commit.
 
     ``direction`` refers to the ``A|B`` pairs of the original pix2pix datasets (facades: A = photo,
-    B = label map; maps: A = satellite photo, B = map).
+    B = label map; maps: A = satellite photo, B = map; edges2shoes: A = edge map, B = photo).
     """
 
     name: str
@@ -67,6 +67,20 @@ PRETRAINED: dict[str, PretrainedWeights] = {
             trained_on="pix2pix maps (Google Maps satellite/map pairs of New York, 256x256), via huggan/maps",
             license="MIT",
             notes="HugGAN community sprint (2022) generator, not the paper's U-Net; inputs resized to 256x256.",
+        ),
+        PretrainedWeights(
+            name="edges2shoes",
+            repo_id="huggan/pix2pix-edge2shoes",
+            revision="2955b0659bf0b0bb8d114d4b83db2b4ac82e2f7b",
+            filename="pytorch_model.bin",
+            layout="huggan",
+            direction="AtoB",
+            input_domain="shoe edge map",
+            output_domain="shoe photo",
+            trained_on="pix2pix edges2shoes (UT Zappos50K shoe photos paired with HED edge maps, 256x256)",
+            license="MIT",
+            notes="HugGAN community sprint (2022) generator after 99 epochs, not the paper's U-Net; "
+            "inputs resized to 256x256.",
         ),
         PretrainedWeights(
             name="facades",

@@ -21,7 +21,6 @@ from pix2pix_lib.training import (
     read_checkpoint,
     seed_everything,
 )
-from pix2pix_lib.training import checkpoint as checkpoint_module
 
 QUIET = {"progress_bar": False, "tensorboard": False}
 

@@ -123,7 +123,14 @@ def test_generator_and_discriminator_come_from_the_builder_zoo(tmp_path, capsys)
 
 
 def test_model_flags_apply_to_the_default_builders() -> None:
-    from pix2pix_lib.cli.training import _build_models
+    from pix2pix_lib.cli.model_flags import build_models
+    from pix2pix_lib.cli.training import DEFAULT_BUILDERS
+
+    def _build_models(args, in_channels, out_channels):
+        channels = {"generator": {"in_channels": in_channels, "out_channels": out_channels},
+                    "discriminator": {"in_channels": in_channels + out_channels}}  # fmt: skip
+        models = build_models(args, DEFAULT_BUILDERS, channels)
+        return models["generator"], models["discriminator"]
 
     parser = build_parser()
     args = parser.parse_args(["train", "--data", "x", "--num-downs", "3", "--ngf", "4", "--ndf", "2", "--d-layers", "1",

@@ -9,8 +9,11 @@ from typing import Any
 
 from torch import nn
 
-from ..models.layers import NORM_NAMES
+from .model_flags import add_model_flags, build_models
 from .training import _TRAIN_OPTIONS, _exit_code
+
+#: builders of a new CycleGAN run (the reference's), unless --generator / --discriminator say otherwise
+DEFAULT_BUILDERS = {"generator": "resnet_9blocks", "discriminator": "patchgan_70"}
 
 __all__ = ["add_cyclegan"]
 
@@ -45,28 +48,26 @@ def add_cyclegan(commands: argparse._SubParsersAction) -> None:
     loss.add_argument("--lambda-cycle", type=float, default=None, help="weight of each cycle L1 term (default: 10)")
     loss.add_argument("--lambda-identity", type=float, default=None, help="identity weight, x lambda-cycle (default: 0.5)")
     loss.add_argument("--pool-size", type=int, default=50, help="generated images kept per discriminator (default: 50)")
-    model = parser.add_argument_group("models (new runs; --resume rebuilds the checkpoint's)")
-    model.add_argument("--ngf", type=int, default=64, help="generator base channels (default: 64)")
-    model.add_argument("--num-downs", type=int, default=8, help="U-Net downsamplings (default: 8, unet_256)")
-    model.add_argument("--ndf", type=int, default=64, help="discriminator base channels (default: 64)")
-    model.add_argument("--d-layers", type=int, default=3, help="PatchGAN layers (default: 3, 70x70)")
-    model.add_argument("--norm", choices=NORM_NAMES, default="instance", help="normalisation (default: instance)")
+    add_model_flags(parser, DEFAULT_BUILDERS)
     parser.set_defaults(run=_run_cyclegan)
 
 
 def _build_models(args: argparse.Namespace, in_channels: int, out_channels: int) -> dict[str, nn.Module]:
-    """The four networks of a new run, as :class:`~pix2pix_lib.training.CycleGANTrainer` keyword arguments."""
-    from ..models import PatchDiscriminator, UNetGenerator
-
-    def generator(source: int, target: int) -> nn.Module:
-        return UNetGenerator(source, target, num_downs=args.num_downs, base_channels=args.ngf, norm=args.norm, dropout=0.0)
-
-    def discriminator(channels: int) -> nn.Module:
-        return PatchDiscriminator(channels, args.ndf, n_layers=args.d_layers, norm=args.norm)
-
+    """The four networks of a new run, as :class:`~pix2pix_lib.training.CycleGANTrainer` keyword arguments:
+    the reference's ``resnet_9blocks`` and unconditional 70x70 PatchGANs, all with instance norm (the
+    reference's CycleGAN default), unless the flags say otherwise."""
+    args = argparse.Namespace(**{**vars(args), "norm": args.norm or "instance"})
+    forward = build_models(args, DEFAULT_BUILDERS, {
+        "generator": {"in_channels": in_channels, "out_channels": out_channels},
+        "discriminator": {"in_channels": out_channels},  # D_B judges B images alone
+    })  # fmt: skip
+    backward = build_models(args, DEFAULT_BUILDERS, {
+        "generator": {"in_channels": out_channels, "out_channels": in_channels},
+        "discriminator": {"in_channels": in_channels},
+    })  # fmt: skip
     return {
-        "generator": generator(in_channels, out_channels), "generator_ba": generator(out_channels, in_channels),
-        "discriminator": discriminator(out_channels), "discriminator_a": discriminator(in_channels),
+        "generator": forward["generator"], "generator_ba": backward["generator"],
+        "discriminator": forward["discriminator"], "discriminator_a": backward["discriminator"],
     }  # fmt: skip
 
 

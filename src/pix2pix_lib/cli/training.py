@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
-from ..models.layers import NORM_NAMES
 from ..models.task import DIRECTIONS
-from ..models.zoo import builder_spec, create_model, list_models
+from .model_flags import add_model_flags, build_models
 
 __all__ = ["add_demo", "add_train"]
+
+
+#: builders of a new pix2pix run, unless --generator / --discriminator say otherwise
+DEFAULT_BUILDERS = {"generator": "unet_256", "discriminator": "patchgan_70"}
 
 
 def _exit_code(stop_reason: str | None) -> int:
@@ -121,22 +122,7 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--sync-batchnorm", action="store_const", const=True, default=None, help="SyncBatchNorm under DDP")
     parser.add_argument("--no-progress", dest="progress_bar", action="store_const", const=False, default=None)
     parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, default=None)
-    model = parser.add_argument_group(
-        "model (new runs; --resume rebuilds the checkpoint's)",
-        "Models come from the builder zoo (pix2pix_lib.models.create_model). The other options override a "
-        "builder's defaults where its class takes them; one that does not apply is an error.",
-    )
-    model.add_argument("--generator", choices=list_models("generator"), default=None,
-                       help="generator builder (default: unet_256, or unet with --num-downs)")  # fmt: skip
-    model.add_argument("--discriminator", choices=list_models("discriminator"), default=None,
-                       help="discriminator builder (default: patchgan_70, or n_layers_patchgan with --d-layers)")  # fmt: skip
-    model.add_argument("--ngf", type=int, default=None, help="generator base channels (builder default: 64)")
-    model.add_argument("--num-downs", type=int, default=None, help="U-Net downsamplings (--generator unet; 8 = unet_256)")
-    model.add_argument("--ndf", type=int, default=None, help="discriminator base channels (builder default: 64)")
-    model.add_argument("--d-layers", type=int, default=None, help="PatchGAN layers (--discriminator n_layers_patchgan; 3 = 70x70)")
-    model.add_argument("--norm", choices=NORM_NAMES, default=None,
-                       help="normalisation of both networks (builder defaults: batch for U-Nets and PatchGANs, instance for ResNets)")  # fmt: skip
-    model.add_argument("--dropout", type=float, default=None, help="generator dropout (builder default: 0.5 U-Net, 0 ResNet)")
+    add_model_flags(parser, DEFAULT_BUILDERS)
     parser.set_defaults(run=_run_train)
 
 
@@ -178,7 +164,11 @@ def _run_train(args: argparse.Namespace) -> int:
             first = train_set[0]
             in_channels, out_channels = first["A"].shape[0], first["B"].shape[0]
             try:
-                generator, discriminator = _build_models(args, in_channels, out_channels)
+                models = build_models(args, DEFAULT_BUILDERS, {
+                    "generator": {"in_channels": in_channels, "out_channels": out_channels},
+                    "discriminator": {"in_channels": in_channels + out_channels},
+                })  # fmt: skip
+                generator, discriminator = models["generator"], models["discriminator"]
             except ValueError as error:  # an option that does not fit the chosen builder: a usage error
                 print(f"error: {error}", file=sys.stderr)
                 return 2
@@ -204,46 +194,3 @@ def _run_train(args: argparse.Namespace) -> int:
         return _exit_code(trainer.stop_reason) if trainer.interrupted else 0
     finally:
         shutdown_distributed()
-
-
-#: model flags -> (role, constructor argument, family builder it implies when no builder is named)
-_MODEL_FLAGS = {
-    "ngf": ("generator", "base_channels", None),
-    "num_downs": ("generator", "num_downs", "unet"),
-    "dropout": ("generator", "dropout", None),
-    "ndf": ("discriminator", "base_channels", None),
-    "d_layers": ("discriminator", "n_layers", "n_layers_patchgan"),
-    "norm": ("both", "norm", None),
-}
-_DEFAULT_BUILDERS = {"generator": "unet_256", "discriminator": "patchgan_70"}
-
-
-def _build_models(args: argparse.Namespace, in_channels: int, out_channels: int) -> tuple[Any, Any]:
-    """Generator and discriminator from ``--generator`` / ``--discriminator`` and the override flags.
-
-    Without a builder name, ``--num-downs`` picks ``unet`` and ``--d-layers`` picks ``n_layers_patchgan``
-    (the old command line keeps working). A flag whose argument the chosen class does not take, or
-    that contradicts what the named builder fixes (``--generator unet_256 --num-downs 5``), is a
-    ``ValueError`` naming both.
-    """
-    names = {"generator": args.generator, "discriminator": args.discriminator}
-    overrides: dict[str, dict[str, Any]] = {"generator": {"in_channels": in_channels, "out_channels": out_channels},
-                                            "discriminator": {"in_channels": in_channels + out_channels}}  # fmt: skip
-    for flag, (role, key, family) in _MODEL_FLAGS.items():
-        value = getattr(args, flag)
-        if value is None:
-            continue
-        for target in ("generator", "discriminator") if role == "both" else (role,):
-            if names[target] is None and family is not None:
-                names[target] = family
-            name = names[target] or _DEFAULT_BUILDERS[target]
-            spec = builder_spec(name)
-            option = "--" + flag.replace("_", "-")
-            if key in spec.fixed:
-                raise ValueError(f"{option} does not apply to --{target} {name}, which fixes {key}={spec.fixed[key]!r}; "
-                                 f"use --{target} {spec.family} {option} {value}")  # fmt: skip
-            if key not in inspect.signature(spec.model_class.__init__).parameters:
-                raise ValueError(f"{option} does not apply to --{target} {name} ({spec.model_class.__name__} has no {key})")
-            overrides[target][key] = value
-    built = {role: create_model(names[role] or _DEFAULT_BUILDERS[role], **overrides[role]) for role in names}
-    return built["generator"], built["discriminator"]

@@ -17,7 +17,7 @@ from ..models.hub import download_file, is_repo_id
 from ..models.hub_mixin import read_config
 from ..models.onnx_generator import OnnxGenerator
 from ..models.registry import load_model_folder
-from ..models.state_dict import CheckpointError, read_state_dict
+from ..models.state_dict import read_state_dict
 from .checkpoint_layout import GENERATOR_DIR, LEGACY_META_FILE, is_training_checkpoint, resolve_checkpoint
 from .layouts import generator_from_state_dict
 from .legacy import legacy_model

@@ -99,3 +99,16 @@ def test_bad_files_and_layouts_are_named(tmp_path) -> None:
         UnpairedImageDataset(root, split="empty")
     with pytest.raises(ValueError, match="in_channels"):
         UnpairedImageDataset(root, in_channels=2)
+
+
+def test_the_loop_reaches_set_epoch_through_the_validation_hold_out() -> None:
+    from torch.utils.data import Subset
+
+    from pix2pix_lib.training.loop import _unwrap
+
+    class WithEpoch(list):
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+    data = WithEpoch(range(10))
+    assert _unwrap(Subset(Subset(data, range(8)), range(4))) is data

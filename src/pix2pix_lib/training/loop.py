@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from .data_loading import first_items, hold_out, task_from_dataset, train_dataloader
@@ -138,7 +138,7 @@ class TrainingLoop:
                     break
                 self.train_mode()
                 sampler.set_epoch(self.epoch)
-                set_data_epoch = getattr(loader.dataset, "set_epoch", None)
+                set_data_epoch = getattr(_unwrap(loader.dataset), "set_epoch", None)
                 if callable(set_data_epoch):  # e.g. UnpairedImageDataset: which B goes with which A
                     set_data_epoch(self.epoch)
                 sampler.start_index = min(self.step_in_epoch * config.batch_size, sampler.num_samples)
@@ -301,6 +301,13 @@ class TrainingLoop:
 
     def _step_limit_reached(self: Pix2PixTrainer) -> bool:
         return self.config.max_steps is not None and self.global_step >= self.config.max_steps
+
+
+def _unwrap(dataset: Dataset) -> Dataset:
+    """The dataset under any :class:`~torch.utils.data.Subset` wrappers (e.g. after the validation hold-out)."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
 
 
 def _every(interval: int, epoch: int) -> bool:

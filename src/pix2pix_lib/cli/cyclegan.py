@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from .model_flags import add_model_flags, build_models
-from .training import _TRAIN_OPTIONS, _exit_code
+from .training import _TRAIN_OPTIONS, fit_and_report
 
 #: builders of a new CycleGAN run (the reference's), unless --generator / --discriminator say otherwise
 DEFAULT_BUILDERS = {"generator": "resnet_9blocks", "discriminator": "patchgan_70"}
@@ -84,7 +84,7 @@ def _datasets(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _run_cyclegan(args: argparse.Namespace) -> int:
-    from ..training import CycleGANTrainer, NonFiniteLossError, TrainConfig, seed_everything, shutdown_distributed
+    from ..training import CycleGANTrainer, TrainConfig, seed_everything, shutdown_distributed
 
     overrides = {option: getattr(args, option) for _, option, _, _ in _OPTIONS}
     overrides.update(progress_bar=args.progress_bar, tensorboard=args.tensorboard)
@@ -118,17 +118,6 @@ def _run_cyclegan(args: argparse.Namespace) -> int:
                 f"from step {trainer.global_step}; run folder {trainer.run_dir}",
                 flush=True,
             )
-        try:
-            trainer.fit(train_set, val_set)
-        except NonFiniteLossError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        if trainer.distributed.is_main_process:
-            latest = trainer.run_dir / "checkpoints"
-            print(f"stopped at step {trainer.global_step} (epoch {trainer.epoch}): {trainer.stop_reason}; checkpoints in {latest} "
-                  "(G_AB: generator/, G_BA: generator_ba/)")  # fmt: skip
-            if trainer.last_validation:
-                print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in trainer.last_validation.items()))
-        return _exit_code(trainer.stop_reason) if trainer.interrupted else 0
+        return fit_and_report(trainer, train_set, val_set, " (G_AB: generator/, G_BA: generator_ba/)")
     finally:
         shutdown_distributed()

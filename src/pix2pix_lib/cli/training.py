@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..models.task import DIRECTIONS
 from .model_flags import add_model_flags, build_models
@@ -15,6 +16,25 @@ __all__ = ["add_demo", "add_train"]
 
 #: builders of a new pix2pix run, unless --generator / --discriminator say otherwise
 DEFAULT_BUILDERS = {"generator": "unet_256", "discriminator": "patchgan_70"}
+
+
+def fit_and_report(trainer: Any, train_set: Any, val_set: Any, folders: str = "") -> int:
+    """``trainer.fit`` for a command: prints where it stopped and the last validation; returns the exit status
+    (1 for a non-finite loss, 128 + the signal number when a signal stopped it, else 0)."""
+    from ..training import NonFiniteLossError
+
+    try:
+        trainer.fit(train_set, val_set)
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if trainer.distributed.is_main_process:
+        latest = trainer.run_dir / "checkpoints"
+        print(f"stopped at step {trainer.global_step} (epoch {trainer.epoch}): {trainer.stop_reason}; "
+              f"checkpoints in {latest}{folders}")  # fmt: skip
+        if trainer.last_validation:
+            print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in trainer.last_validation.items()))
+    return _exit_code(trainer.stop_reason) if trainer.interrupted else 0
 
 
 def _exit_code(stop_reason: str | None) -> int:
@@ -128,7 +148,7 @@ def add_train(commands: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from ..data import PairedImageDataset
-    from ..training import NonFiniteLossError, Pix2PixTrainer, TrainConfig, seed_everything, shutdown_distributed
+    from ..training import Pix2PixTrainer, TrainConfig, seed_everything, shutdown_distributed
 
     overrides = {option: getattr(args, option) for _, option, _, _ in _TRAIN_OPTIONS}
     overrides.update(compile=args.compile, sync_batchnorm=args.sync_batchnorm)
@@ -173,24 +193,13 @@ def _run_train(args: argparse.Namespace) -> int:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
             trainer = Pix2PixTrainer(generator, discriminator, config, device=args.device)
-        main_process = trainer.distributed.is_main_process
-        if main_process:
+        if trainer.distributed.is_main_process:
             print(
                 f"training on {len(train_set)} pairs from {args.data} ({args.direction}), device {trainer.device} "
                 f"x{trainer.distributed.world_size}, precision {trainer.precision}, channels_last {trainer.channels_last}, "
                 f"from step {trainer.global_step}; run folder {trainer.run_dir}",
                 flush=True,
             )
-        try:
-            trainer.fit(train_set, val_set)
-        except NonFiniteLossError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        if main_process:
-            latest = trainer.run_dir / "checkpoints"
-            print(f"stopped at step {trainer.global_step} (epoch {trainer.epoch}): {trainer.stop_reason}; checkpoints in {latest}")
-            if trainer.last_validation:
-                print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in trainer.last_validation.items()))
-        return _exit_code(trainer.stop_reason) if trainer.interrupted else 0
+        return fit_and_report(trainer, train_set, val_set)
     finally:
         shutdown_distributed()

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .hub_mixin import PretrainedMixin
-from .layers import check_generator_options, init_pix2pix_weights
+from .layers import check_generator_options, check_image_batch, init_pix2pix_weights
 from .padding import crop, pad_to_multiple
 
 __all__ = ["HugGANGenerator"]
@@ -109,10 +109,7 @@ class HugGANGenerator(nn.Module, PretrainedMixin, architecture="huggan-unet"):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Translate ``image`` (N, C_in, H, W) in [-1, 1] to (N, C_out, H, W) in [-1, 1]."""
-        if image.ndim != 4 or image.shape[1] != self.in_channels:
-            raise ValueError(
-                f"expected a (N, {self.in_channels}, H, W) tensor, got shape {tuple(image.shape)}"
-            )
+        check_image_batch(image, self.in_channels)
         height, width = image.shape[-2:]
         x, (left, _, top, _) = pad_to_multiple(image, self.size_multiple)
         skips = []

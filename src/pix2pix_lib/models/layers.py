@@ -11,6 +11,7 @@ __all__ = [
     "NORM_NAMES",
     "NormName",
     "check_generator_options",
+    "check_image_batch",
     "check_norm",
     "conv_bias",
     "init_pix2pix_weights",
@@ -35,6 +36,16 @@ def check_generator_options(in_channels: int, out_channels: int, base_channels: 
         )
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+
+
+def check_image_batch(image: object, channels: int) -> None:
+    """Raise :class:`TypeError` / :class:`ValueError` unless ``image`` is an (N, ``channels``, H, W) tensor."""
+    if not isinstance(image, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor, got {type(image).__name__}")
+    if image.ndim != 4:
+        raise ValueError(f"expected a 4D tensor (N, {channels}, H, W), got shape {tuple(image.shape)}")
+    if image.shape[1] != channels:
+        raise ValueError(f"expected {channels} input channels, got {image.shape[1]} (input shape {tuple(image.shape)})")
 
 
 def make_norm(norm: NormName, channels: int) -> nn.Module:

@@ -15,7 +15,15 @@ import torch
 from torch import nn
 
 from .hub_mixin import PretrainedMixin
-from .layers import NormName, check_generator_options, check_norm, conv_bias, init_pix2pix_weights, make_norm
+from .layers import (
+    NormName,
+    check_generator_options,
+    check_image_batch,
+    check_norm,
+    conv_bias,
+    init_pix2pix_weights,
+    make_norm,
+)
 from .padding import crop, pad_to_multiple
 
 __all__ = ["PADDING_NAMES", "PaddingName", "ResnetBlock", "ResnetGenerator"]
@@ -155,14 +163,7 @@ class ResnetGenerator(nn.Module, PretrainedMixin, architecture="pix2pix-resnet")
 
     def check_input(self, image: torch.Tensor) -> None:
         """Raise :class:`ValueError` unless ``image`` is (N, in_channels, H, W)."""
-        if not isinstance(image, torch.Tensor):
-            raise TypeError(f"expected a torch.Tensor, got {type(image).__name__}")
-        if image.ndim != 4:
-            raise ValueError(f"expected a 4D tensor (N, {self.in_channels}, H, W), got shape {tuple(image.shape)}")
-        if image.shape[1] != self.in_channels:
-            raise ValueError(
-                f"expected {self.in_channels} input channels, got {image.shape[1]} (input shape {tuple(image.shape)})"
-            )
+        check_image_batch(image, self.in_channels)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Translate ``image`` (N, C_in, H, W) in [-1, 1] to (N, C_out, H, W) in [-1, 1]."""

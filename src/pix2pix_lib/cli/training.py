@@ -82,8 +82,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     grid = trainer.save_samples(args.out / "samples.png", val_set)
     latest = trainer.run_dir / "checkpoints"
     print(f"trained {trainer.global_step} steps; samples (input | generated | target) in {grid}; checkpoints in {latest}")
-    for name in after:
+    for name in ("l1", "psnr", "ssim"):
         print(f"validation {name}: {before[name]:.4f} untrained -> {after[name]:.4f} trained")
+    print(f"test-time norm mode chosen by validation: {trainer.task.recommended_norm_mode}")
     return _exit_code(trainer.stop_reason) if trainer.interrupted else 0
 
 

@@ -239,3 +239,46 @@ def test_a_signal_during_a_routine_save_stops_training_after_that_save(tmp_path)
     manager = CheckpointManager(tmp_path / "run" / "checkpoints")
     assert [p.name for p in manager.checkpoints()] == ["step-00000002"]  # the save completed, and only once
     assert read_checkpoint(tmp_path / "run").meta["global_step"] == 2
+
+
+def test_a_second_signal_stops_at_once_and_saves_nothing_half_done(tmp_path) -> None:
+    class TwiceMidStep(Pix2PixTrainer):
+        def optimizer_step(self, optimizer) -> None:
+            super().optimizer_step(optimizer)
+            if self.global_step == 2 and optimizer is self.optimizer_d:  # D has stepped, G not yet
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+
+    trainer = tiny_trainer(tmp_path, cls=TwiceMidStep, sample_every=0, checkpoint_every=1, max_steps=10)
+    trainer.fit(SyntheticPairs(length=2, size=32))  # the epoch-end save at step 2 happens first
+    assert trainer.interrupted and trainer.stop_reason == "interrupted (SIGINT)"
+    checkpoint = read_checkpoint(tmp_path / "run")
+    assert checkpoint.meta["global_step"] == 2  # the consistent one; the half-done step 3 was not saved
+    state = checkpoint.trainer_state()
+    steps = [int(s["step"]) for s in state["optimizer_d"]["state"].values()][:1] + [
+        int(s["step"]) for s in state["optimizer_g"]["state"].values()
+    ][:1]
+    assert steps == [2, 2]
+
+
+def test_custom_and_subclassed_generators_keep_their_task_and_are_not_mistaken(tmp_path) -> None:
+    from pix2pix_lib import CheckpointError, TaskMetadata, UNetGenerator
+
+    class MyUNet(UNetGenerator):  # not registered: must not be saved as a plain "pix2pix-unet"
+        pass
+
+    model = MyUNet(num_downs=3, base_channels=4)
+    model.task = TaskMetadata(direction="BtoA")
+    model.save_pretrained(tmp_path / "mine")
+    config = json.loads((tmp_path / "mine" / "config.json").read_text())
+    assert config["architecture"] is None and config["class"].endswith("MyUNet")
+    with pytest.raises(CheckpointError, match="register_model"):
+        load_pretrained(tmp_path / "mine", device="cpu")
+
+    from .test_training import TinyDiscriminator, TinyGenerator  # plain nn.Modules
+    from pix2pix_lib.training import TrainConfig
+
+    config = TrainConfig(out_dir=str(tmp_path / "run"), precision="fp32", progress_bar=False, tensorboard=False)
+    trainer = Pix2PixTrainer(TinyGenerator(4), TinyDiscriminator(), config, device="cpu", task=TaskMetadata(direction="BtoA"))
+    trainer.save_checkpoint()
+    assert read_checkpoint(tmp_path / "run").task.direction == "BtoA"

@@ -21,6 +21,7 @@ the random crop, flips and rotation are drawn independently for the two images.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -122,6 +123,13 @@ class UnpairedImageDataset(Dataset):
         folder_a, folder_b = folders if direction == "AtoB" else folders[::-1]
         self.files_a, self.files_b = list_images(folder_a), list_images(folder_b)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def evaluation_view(self) -> UnpairedImageDataset:
+        """The same images with deterministic transforms and ``B = i % len(B)`` (``train=False``); shares the file lists."""
+        view = copy.copy(self)
+        view.train = False
+        view.transform = build_paired_transform(self.transform_config, train=False)
+        return view
 
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))

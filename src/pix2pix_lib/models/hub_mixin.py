@@ -35,7 +35,7 @@ from .task import TaskMetadata
 __all__ = ["METADATA_KEYS", "MODEL_CARD_TEMPLATE", "PretrainedMixin", "read_config"]
 
 #: keys of config.json that are not constructor arguments
-METADATA_KEYS = ("architecture", "task", "pix2pix_lib_version")
+METADATA_KEYS = ("architecture", "task", "pix2pix_lib_version", "class")
 
 PROJECT_URL = "https://github.com/pix2pix-lib/pix2pix_lib"
 PAPER_URL = "https://arxiv.org/abs/1611.07004"
@@ -130,19 +130,23 @@ class PretrainedMixin(
 
     def __init_subclass__(cls, *, architecture: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if architecture is not None:
-            cls.architecture = architecture
+        # Not inherited: a subclass (say, with its own forward) is not its parent's architecture until
+        # it names one here or is registered (pix2pix_lib.models.register_model).
+        cls.architecture = architecture or ""
 
     def hub_config(self) -> dict[str, Any]:
         """What ``config.json`` holds: constructor arguments, architecture and task metadata."""
         from .. import __version__
 
-        return {
+        config = {
             **constructor_arguments(self),  # type: ignore[arg-type]
-            "architecture": self.architecture,
+            "architecture": self.architecture or None,
             "task": self.task.to_dict() if self.task is not None else None,
             "pix2pix_lib_version": __version__,
         }
+        if not self.architecture:  # for people; never imported (loading says how to register the class)
+            config["class"] = f"{type(self).__module__}.{type(self).__qualname__}"
+        return config
 
     # --- saving ---------------------------------------------------------------------------------------
     def _save_pretrained(self, save_directory: Path) -> None:

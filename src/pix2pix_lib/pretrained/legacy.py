@@ -9,12 +9,12 @@ message that says how to convert the checkpoint.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from ..models.hub_mixin import read_config
 from ..models.registry import build_model
 from ..models.state_dict import CheckpointError, load_state_dict_strict, read_state_dict
 from .checkpoint_layout import LEGACY_META_FILE
@@ -33,11 +33,8 @@ _WEIGHTS = {"generator": "generator.safetensors", "discriminator": "discriminato
 def read_legacy_meta(folder: Path) -> dict[str, Any]:
     """``checkpoint.json`` of a format-1 checkpoint folder, checked to be a JSON object of format 1."""
     path = folder / LEGACY_META_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(meta, dict) or meta.get("format") != 1:
+    meta = read_config(path)
+    if meta.get("format") != 1:
         raise CheckpointError(f"{path}: not a format-1 pix2pix_lib checkpoint")
     return meta
 

@@ -59,7 +59,7 @@ __all__ = [
     "write_checkpoint",
 ]
 
-_LEFTOVER_PREFIXES = (".tmp-", ".trash-")
+_LEFTOVER_PREFIXES = (".tmp-", ".trash-", f".{LATEST_FILE}.")  # the last: a `latest` write cut short
 
 
 # --- one checkpoint folder ---------------------------------------------------------------------------
@@ -75,7 +75,11 @@ def _save_model(module: nn.Module, folder: Path, task: TaskMetadata | None) -> N
         return
     folder.mkdir(parents=True)
     save_state_dict(module.state_dict(), folder / constants.SAFETENSORS_SINGLE_FILE, {"format": "pt"})
-    config = {"architecture": None, "class": f"{type(module).__module__}.{type(module).__qualname__}"}
+    config = {
+        "architecture": None,
+        "class": f"{type(module).__module__}.{type(module).__qualname__}",  # for people; never imported
+        "task": task.to_dict() if task is not None else None,
+    }
     (folder / constants.CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
@@ -202,7 +206,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     directory = resolve_checkpoint(path)
     if (directory / LEGACY_META_FILE).is_file() and not (directory / TRAINER_META_FILE).is_file():
         meta = read_legacy_meta(directory)
-        config = TrainConfig.from_json(directory / "config.json")
+        raw = read_config(directory / "config.json")
+        try:  # 0.1.0.dev0 trained on every pair: keep it so on resume (no validation hold-out)
+            config = TrainConfig.from_dict({"val_fraction": 0.0, **raw}, str(directory / "config.json"))
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(str(error)) from error
         return Checkpoint(directory, config, meta)
     meta_path = directory / TRAINER_META_FILE
     meta = read_config(meta_path)
@@ -258,6 +266,7 @@ class CheckpointManager:
             raise
         _fsync_dir(self.root)
         write_text_atomically(self.root / LATEST_FILE, final.name + "\n")
+        _fsync_dir(self.root)  # the new `latest` is on disk before anything it replaced is deleted
         self.prune()
         return final
 
@@ -282,7 +291,10 @@ class CheckpointManager:
         if self.root.is_dir():
             for child in self.root.iterdir():
                 if child.name.startswith(_LEFTOVER_PREFIXES):
-                    shutil.rmtree(child, ignore_errors=True)
+                    if child.is_dir():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
 
     def _free_name(self, global_step: int) -> Path:
         base = f"step-{global_step:08d}"

@@ -41,6 +41,7 @@ from ..models.task import TaskMetadata
 from ..norm_modes import inference_norm, resolve_norm_mode
 from ..pixels import to_unit
 from .config import TrainConfig
+from .data_loading import unwrap_dataset
 from .losses import l1_loss
 from .optim import adam
 from .rng import mix_seed
@@ -263,7 +264,7 @@ class CycleGANTrainer(Pix2PixTrainer):
     # --- validation and samples ------------------------------------------------------------------------
     def validate(self, dataset: Dataset) -> dict[str, float]:
         """The base validation with G_BA in its inference norm mode too (see :meth:`validation_step`)."""
-        self._aligned_validation = getattr(dataset, "aligned", True)
+        self._aligned_validation = getattr(unwrap_dataset(dataset), "aligned", True)
         with inference_norm(self.generator_ba, resolve_norm_mode(None, self.generator_ba)):
             return super().validate(dataset)
 

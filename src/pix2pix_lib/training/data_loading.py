@@ -16,7 +16,7 @@ from ..models.task import TaskMetadata
 from ..pixels import DEFAULT_PIXEL_RANGE
 from .distributed import DistributedContext, EpochSampler
 
-__all__ = ["eval_dataloader", "first_items", "hold_out", "task_from_dataset", "train_dataloader"]
+__all__ = ["eval_dataloader", "first_items", "hold_out", "task_from_dataset", "train_dataloader", "unwrap_dataset"]
 
 
 def train_dataloader(
@@ -37,8 +37,7 @@ def train_dataloader(
         sampler=sampler,
         num_workers=num_workers,
         pin_memory=pin_memory,
-        generator=generator,
-        persistent_workers=num_workers > 0,
+        generator=generator,  # reseeded every epoch; workers are new every epoch, so they see it
     )
     return loader, sampler
 
@@ -65,6 +64,13 @@ def hold_out(dataset: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dat
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()  # type: ignore[arg-type]
     view = dataset.evaluation_view() if hasattr(dataset, "evaluation_view") else dataset
     return Subset(dataset, sorted(order[count:])), Subset(view, sorted(order[:count]))
+
+
+def unwrap_dataset(dataset: Dataset) -> Dataset:
+    """The dataset under any :class:`~torch.utils.data.Subset` wrappers (e.g. after :func:`hold_out`)."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset
 
 
 def first_items(dataset: Dataset, count: int) -> dict[str, Any]:

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .data_loading import first_items, hold_out, task_from_dataset, train_dataloader
-from .distributed import EpochSampler, barrier
+from .data_loading import first_items, hold_out, task_from_dataset, train_dataloader, unwrap_dataset
+from .distributed import EpochSampler, all_reduce_sum, barrier
 from .loggers import JsonlLogger, MetricLogger, TensorBoardLogger, tensorboard_available
 from .rng import mix_seed
-from .run_lock import RunLock
+from .run_lock import RunLock, RunLockedError
 from .samples import write_grid
 from .signals import TrainingInterrupted, deferred_signals, stop_signals
 
@@ -95,8 +95,14 @@ class TrainingLoop:
         if len(train_dataset) == 0:  # type: ignore[arg-type]
             raise ValueError("the training dataset is empty")
         lock = RunLock(self.run_dir) if self.distributed.is_main_process else None
+        locked_out: RunLockedError | None = None
         if lock is not None:
-            lock.acquire()  # before anything in run_dir is touched
+            try:
+                lock.acquire()  # before anything in run_dir is touched
+            except RunLockedError as error:
+                locked_out = error
+        if self._any_rank(locked_out is not None):  # every rank stops, not only rank 0
+            raise locked_out or RunLockedError(f"run folder {self.run_dir} is in use: rank 0 could not lock it")
         try:
             if resume is not None:
                 self.load_checkpoint(resume)
@@ -138,7 +144,7 @@ class TrainingLoop:
                     break
                 self.train_mode()
                 sampler.set_epoch(self.epoch)
-                set_data_epoch = getattr(_unwrap(loader.dataset), "set_epoch", None)
+                set_data_epoch = getattr(unwrap_dataset(loader.dataset), "set_epoch", None)
                 if callable(set_data_epoch):  # e.g. UnpairedImageDataset: which B goes with which A
                     set_data_epoch(self.epoch)
                 sampler.start_index = min(self.step_in_epoch * config.batch_size, sampler.num_samples)
@@ -146,7 +152,7 @@ class TrainingLoop:
                 self.on_train_epoch_start()
                 if self._run_epoch(loader, started):
                     self._end_epoch(val_dataset)
-                self._stop_request.check()
+                self._check_stop(collective=True)
             self._flush_logs()
             if self.distributed.is_main_process and self._last_saved_step != self.global_step:
                 self.save_checkpoint()
@@ -157,6 +163,10 @@ class TrainingLoop:
             name = interrupt.signal_name if isinstance(interrupt, TrainingInterrupted) else "SIGINT"
             self.stop_reason = f"interrupted ({name})"
             self._close_bar()
+            if isinstance(interrupt, TrainingInterrupted) and interrupt.immediate:
+                latest = self.checkpoint_manager().latest  # a step may be half done: save nothing
+                print(f"\n{name}: stopped at once; the last checkpoint is {latest}", flush=True)
+                return
             with deferred_signals(redeliver=False):  # a second signal must not cut this save short
                 self._flush_logs()  # raises NonFiniteLossError instead of saving bad weights
                 if self.distributed.is_main_process and self._last_saved_step != self.global_step:
@@ -191,7 +201,8 @@ class TrainingLoop:
             if self.stop_reason is not None:
                 finished = False
                 break
-            self._stop_request.check()  # a stop signal: the step is complete and queued for the log
+            # a stop signal: the step is complete and queued for the log (under DDP all ranks agree, at log steps)
+            self._check_stop(collective=self.global_step % config.log_every == 0)
         self._close_bar()
         return finished
 
@@ -235,6 +246,24 @@ class TrainingLoop:
     def first_items(dataset: Dataset, count: int) -> Batch:
         """The first ``count`` items of ``dataset`` as one batch."""
         return first_items(dataset, count)
+
+    # --- stopping together ---------------------------------------------------------------------------
+    def _any_rank(self: Pix2PixTrainer, flag: bool) -> bool:
+        """``flag`` of this process, or of any process under DDP (a collective: every rank must call it)."""
+        if not self.distributed.is_distributed:
+            return flag
+        return bool(all_reduce_sum(torch.tensor([float(flag)], device=self.device)).item() > 0)
+
+    def _check_stop(self: Pix2PixTrainer, collective: bool) -> None:
+        """Raise :class:`TrainingInterrupted` when a stop signal arrived (on any rank, under DDP: checked
+        only where ``collective`` is True, at the same steps on every rank, so that all ranks stop together)."""
+        requested = self._stop_request.signal_name is not None
+        if self.distributed.is_distributed:
+            if not collective:
+                return
+            requested = self._any_rank(requested)
+        if requested:
+            raise TrainingInterrupted(self._stop_request.signal_name or "a stop signal on another process")
 
     # --- logs ----------------------------------------------------------------------------------------
     def _flush_logs(self: Pix2PixTrainer) -> None:
@@ -301,13 +330,6 @@ class TrainingLoop:
 
     def _step_limit_reached(self: Pix2PixTrainer) -> bool:
         return self.config.max_steps is not None and self.global_step >= self.config.max_steps
-
-
-def _unwrap(dataset: Dataset) -> Dataset:
-    """The dataset under any :class:`~torch.utils.data.Subset` wrappers (e.g. after the validation hold-out)."""
-    while isinstance(dataset, Subset):
-        dataset = dataset.dataset
-    return dataset
 
 
 def _every(interval: int, epoch: int) -> bool:

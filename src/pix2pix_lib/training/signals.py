@@ -4,7 +4,8 @@
 Inside :meth:`Pix2PixTrainer.fit`, :func:`stop_signals` turns the first such signal into a
 :class:`StopRequest` that the loop honours at the next step boundary: the step in flight finishes
 and is logged, then :class:`TrainingInterrupted` (a :class:`KeyboardInterrupt`) unwinds and the
-trainer saves a checkpoint at that step. A second signal stops at once. While a checkpoint is
+trainer saves a checkpoint at that step. A second signal stops at once, without a save (the step
+in flight may be half done). While a checkpoint is
 written, :func:`deferred_signals` holds signals back, so no signal cuts a save short. Handlers can
 only be installed from the main thread; elsewhere both are no-ops.
 """
@@ -28,11 +29,16 @@ STOP_SIGNALS: tuple[signal.Signals, ...] = tuple(
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Raised in the training loop when a stop signal arrives; :attr:`signal_name` says which one."""
+    """Raised in the training loop when a stop signal is honoured; :attr:`signal_name` says which one.
 
-    def __init__(self, signal_name: str) -> None:
+    :attr:`immediate` is True for a second signal, raised wherever the code was (possibly half-way
+    through a step): the trainer then does not save, so the last checkpoint stays the last consistent one.
+    """
+
+    def __init__(self, signal_name: str, immediate: bool = False) -> None:
         super().__init__(signal_name)
         self.signal_name = signal_name
+        self.immediate = immediate
 
 
 def _main_thread() -> bool:
@@ -40,14 +46,10 @@ def _main_thread() -> bool:
 
 
 class StopRequest:
-    """Set by the first stop signal; :meth:`check` raises :class:`TrainingInterrupted` once it is set."""
+    """Set by the first stop signal (:attr:`signal_name`); the training loop honours it at a step boundary."""
 
     def __init__(self) -> None:
         self.signal_name: str | None = None
-
-    def check(self) -> None:
-        if self.signal_name is not None:
-            raise TrainingInterrupted(self.signal_name)
 
 
 @contextmanager
@@ -62,9 +64,9 @@ def stop_signals() -> Iterator[StopRequest]:
     def handle(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if request.signal_name is not None:
-            raise TrainingInterrupted(name)  # asked twice: stop now
+            raise TrainingInterrupted(name, immediate=True)  # asked twice: stop now, without a save
         request.signal_name = name
-        print(f"\n{name}: stopping after this step ({name} again stops at once)", file=sys.stderr, flush=True)
+        print(f"\n{name}: stopping after this step ({name} again stops at once, without saving)", file=sys.stderr, flush=True)
 
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, *STOP_SIGNALS)}
     try:
@@ -97,5 +99,6 @@ def deferred_signals(redeliver: bool = True) -> Iterator[list[str]]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if redeliver and received:
-        signal.raise_signal(signal.Signals[received[0]])
+    if redeliver:
+        for name in received[:2]:  # a second one keeps its meaning: stop at once
+            signal.raise_signal(signal.Signals[name])

@@ -69,7 +69,8 @@ def read_image(path: str | os.PathLike) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.load()
-                return canonical_image(image)
+                result = canonical_image(image)
+                return result.copy() if result is image else result  # the file closes on leaving the block
     except FileNotFoundError:
         raise
     except Image.DecompressionBombWarning as error:
@@ -98,10 +99,11 @@ def to_channels(image: Image.Image, channels: int) -> torch.Tensor:
 
 def canonical_image(image: Image.Image) -> Image.Image:
     """A decoded Pillow image of any mode as 8-bit ``"L"`` or ``"RGB"`` by the rules in the module docs
-    (alpha composited on white, 16-bit scaled): what :func:`read_image` returns, for images already in memory."""
+    (alpha composited on white, 16-bit scaled): what :func:`read_image` returns, for images already in memory.
+    An image already in canonical form is returned as is (not copied)."""
     mode = image.mode
     if mode in ("L", "RGB"):
-        return image.copy() if "transparency" not in image.info else _composite_on_white(image)
+        return image if "transparency" not in image.info else _composite_on_white(image)
     if mode == "1":
         return image.convert("L")
     if mode in _SIXTEEN_BIT_MODES:

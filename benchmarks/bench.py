@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--infer-batch-sizes", default="1,8", help="translate batch sizes (default: 1,8)")
     parser.add_argument(
         "--settings",
-        default="fp32,fp32+cl,bf16,bf16+cl",
-        help="library settings: fp32|bf16 with optional +cl (channels-last) and +compile (default: fp32,fp32+cl,bf16,bf16+cl)",
+        default="fp32,bf16+autocast,bf16",
+        help="library settings: fp32|bf16 with optional +cl (channels-last), +compile and +autocast (training: "
+        "plain bf16 autocast instead of the default bf16 weight copies) (default: fp32,bf16+autocast,bf16)",
     )
     parser.add_argument("--compile", action="store_true", help="also run every setting under torch.compile (slow warm-up)")
     parser.add_argument("--tasks", default="train,infer", help="train, infer or both (default: train,infer)")

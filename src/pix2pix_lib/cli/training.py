@@ -139,6 +139,10 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--channels-last", choices=("auto", "on", "off"), default=None, help="channels-last memory format (default: auto)"
     )
+    parser.add_argument(
+        "--weight-copies", choices=("auto", "on", "off"), default=None,
+        help="bf16 working copies of the weights, re-cast once per step (default: auto: on for bf16 on CPU)",
+    )  # fmt: skip
     parser.add_argument("--compile", action="store_const", const=True, default=None, help="use torch.compile")
     parser.add_argument("--sync-batchnorm", action="store_const", const=True, default=None, help="SyncBatchNorm under DDP")
     parser.add_argument("--no-progress", dest="progress_bar", action="store_const", const=False, default=None)
@@ -155,7 +159,8 @@ def _run_train(args: argparse.Namespace) -> int:
     overrides.update(compile=args.compile, sync_batchnorm=args.sync_batchnorm)
     overrides.update(progress_bar=args.progress_bar, tensorboard=args.tensorboard)
     overrides["out_dir"] = None if args.out is None else str(args.out)
-    overrides["channels_last"] = {"on": True, "off": False}.get(args.channels_last, args.channels_last)
+    for option in ("channels_last", "weight_copies"):
+        overrides[option] = {"on": True, "off": False}.get(getattr(args, option), getattr(args, option))
     overrides = {option: value for option, value in overrides.items() if value is not None}
 
     sizes = {"load_size": args.load_size, "crop_size": args.crop_size}

@@ -58,6 +58,10 @@ class TrainConfig:
     channels_last: bool | Literal["auto"] = "auto"
     """Keep models and batches in channels-last memory format; ``"auto"``: on for bf16 on CUDA (on CPU,
     NCHW with fused Adam measured faster)."""
+    weight_copies: bool | Literal["auto"] = "auto"
+    """Train bf16 through working copies of the convolution weights (bf16, channels-last) that are re-cast
+    once per optimizer step, with the fp32 weights as masters (see :mod:`.working_weights`); ``"auto"``:
+    on for bf16 on CPU in a single process, where it measured fastest (docs/performance.md)."""
     compile: bool = False
     """Wrap the generator and the discriminator in :func:`torch.compile`."""
     num_workers: int = 0
@@ -130,8 +134,9 @@ class TrainConfig:
             fail("seed", "an integer >= 0")
         if self.precision not in PRECISIONS:
             fail("precision", f"one of {', '.join(map(repr, PRECISIONS))}")
-        if self.channels_last not in (True, False, "auto"):
-            fail("channels_last", "True, False or 'auto'")
+        for option in ("channels_last", "weight_copies"):
+            if getattr(self, option) not in (True, False, "auto"):
+                fail(option, "True, False or 'auto'")
         for option in ("compile", "sync_batchnorm", "progress_bar", "tensorboard"):
             if not isinstance(getattr(self, option), bool):
                 fail(option, "True or False")

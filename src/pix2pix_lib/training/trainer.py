@@ -43,6 +43,7 @@ from .rng import seed_everything
 from .samples import sample_grid, write_grid
 from .signals import StopRequest
 from .validation import candidate_norm_modes, choose_norm_mode, dataset_means, per_mode_metrics
+from .working_weights import WorkingWeights, resolve_weight_copies
 
 __all__ = ["Pix2PixTrainer", "resolve_channels_last"]
 
@@ -130,7 +131,13 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         self.schedulers = list(self.configure_schedulers((self.optimizer_g, self.optimizer_d)))
         self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
-        self._training_models: dict[tuple[str, bool], nn.Module] = {}
+        self.weight_copies = resolve_weight_copies(
+            config.weight_copies, self.precision, self.device, self.distributed.is_distributed
+        )
+        self._working_weights: dict[str, WorkingWeights] = {}
+        for optimizer in (self.optimizer_g, self.optimizer_d):  # fused steps do not move version counters
+            optimizer.register_step_post_hook(self._weights_changed)
+        self._training_models: dict[tuple[str, bool], Any] = {}
         for name in modules:  # DDP wrappers are built here, by every rank in the same order
             self.training_model(name)
         self._discriminator_frozen = False
@@ -163,16 +170,26 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
             self.generator.task = task  # what save_pretrained, translate and evaluate read
 
     # --- building blocks to override ---------------------------------------------------------------
-    def training_model(self, name: str, frozen: bool = False) -> nn.Module:
-        """What a step calls for network ``name``: its DDP wrapper when distributed, compiled with
-        ``config.compile``. ``frozen=True``: the bare module, for passes whose gradients must not go
-        through the network's gradient reducer (a discriminator judging the generator's output)."""
+    def training_model(self, name: str, frozen: bool = False) -> Any:
+        """What a step calls for network ``name``: its DDP wrapper when distributed, its
+        :class:`~.working_weights.WorkingWeights` with ``weight_copies``, compiled with ``config.compile``.
+        ``frozen=True``: no DDP wrapper, for passes whose gradients must not go through the network's
+        gradient reducer (a discriminator judging the generator's output)."""
         key = (name, frozen)
         if key not in self._training_models:
             module = getattr(self, name)
-            model = module if frozen else wrap_data_parallel(module, self.device)
+            if self.weight_copies:  # one set of copies per network, frozen or not
+                if name not in self._working_weights:
+                    self._working_weights[name] = WorkingWeights(module)
+                model = self._working_weights[name]
+            else:
+                model = module if frozen else wrap_data_parallel(module, self.device)
             self._training_models[key] = torch.compile(model) if self.config.compile else model
         return self._training_models[key]
+
+    def _weights_changed(self, *_: Any) -> None:
+        for working_weights in self._working_weights.values():
+            working_weights.mark_stale()
 
     def configure_gan_loss(self) -> nn.Module:
         """The adversarial loss: :class:`GANLoss` with ``config.gan_mode``."""

@@ -1,7 +1,11 @@
-"""Quality regression check: the default recipe vs the paper's, trained for the same wall-clock budget.
+"""Quality regression check and recipe study: named recipes trained for the same wall-clock budget.
 
-    python benchmarks/quality.py --budget-s 600                    # about 2 x 10 minutes on a 2-core CPU
+    python benchmarks/quality.py --budget-s 600                    # default vs paper, ~2 x 10 min on a 2-core CPU
     python benchmarks/quality.py --budget-s 600 --seeds 0,1,2 --json quality.json
+    python benchmarks/quality.py --budget-s 600 --recipes paper,ema --seeds 0
+
+``--recipes`` names entries of :data:`RECIPES` (TrainConfig options plus generator/discriminator
+arguments on top of the paper preset or the library defaults); ``--recipes list`` prints them.
 
 Each recipe trains on ``--data``'s train split (label -> photo for facades, ``--direction BtoA``)
 for ``--budget-s`` seconds of ``fit()`` (``TrainConfig.max_seconds``), then is scored on the test
@@ -18,6 +22,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pix2pix_lib import PatchDiscriminator, Pix2PixTrainer, TrainConfig, UNetGenerator, evaluate, load_pretrained
 from pix2pix_lib.data import PairedImageDataset
@@ -26,19 +31,45 @@ from pix2pix_lib.training import seed_everything
 METRICS = ("psnr", "ssim", "mae", "sharpness")
 
 
-def recipes(budget_s: float, seed: int, out: Path) -> dict[str, TrainConfig]:
-    """The recipes compared: the library's defaults and the paper preset, at the same budget."""
-    common = {"max_seconds": budget_s, "seed": seed, "progress_bar": False, "tensorboard": False, "sample_every": 0}
-    return {
-        "defaults": TrainConfig(out_dir=str(out / f"defaults-{seed}"), **common),
-        "paper": TrainConfig.preset("paper", out_dir=str(out / f"paper-{seed}"), **common),
-    }
+_SN_R1: dict[str, Any] = {"config": {"r1_gamma": 1.0, "r1_every": 16}, "discriminator": {"spectral_norm": True}}
+
+#: recipe name -> base ("paper": ``TrainConfig.preset("paper")``, "default": ``TrainConfig()``), TrainConfig
+#: options, and ``UNetGenerator`` / ``PatchDiscriminator`` arguments (docs/quality.md "Recipes")
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {"base": "paper"},
+    "default": {"base": "default"},
+    "ema": {"base": "paper", "config": {"ema_decay": 0.999}},
+    "sn_r1": {"base": "paper", **_SN_R1},
+    "ema_sn_r1": {"base": "paper", "config": {"ema_decay": 0.999, **_SN_R1["config"]}, "discriminator": _SN_R1["discriminator"]},
+    "instance": {"base": "paper", "generator": {"norm": "instance"}},
+    "batch4_sqrt": {"base": "paper", "config": {"batch_size": 4, "lr_scaling": "sqrt"}},
+}
+
+
+def parse_recipes(text: str) -> list[str]:
+    """The comma-separated recipe names of ``--recipes``; a :class:`ValueError` naming an unknown one."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in RECIPES]
+    if unknown or not names:
+        raise ValueError(f"--recipes: unknown recipe(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(RECIPES)}")
+    return list(dict.fromkeys(names))
+
+
+def recipe_config(name: str, budget_s: float, seed: int, out: Path) -> TrainConfig:
+    """The TrainConfig of recipe ``name`` for one run of ``budget_s`` seconds."""
+    recipe = RECIPES[name]
+    common = {"max_seconds": budget_s, "seed": seed, "progress_bar": False, "tensorboard": False, "sample_every": 0,
+              "out_dir": str(out / f"{name}-{seed}"), **recipe.get("config", {})}  # fmt: skip
+    return TrainConfig.preset("paper", **common) if recipe["base"] == "paper" else TrainConfig(**common)
 
 
 def run(name: str, config: TrainConfig, data: Path, direction: str) -> dict[str, float]:
     seed_everything(config.seed)
     train = PairedImageDataset(data / "train", direction=direction)
-    trainer = Pix2PixTrainer(UNetGenerator(), PatchDiscriminator(), config, device="cpu")
+    recipe = RECIPES[name]
+    generator = UNetGenerator(**recipe.get("generator", {}))
+    discriminator = PatchDiscriminator(**recipe.get("discriminator", {}))
+    trainer = Pix2PixTrainer(generator, discriminator, config, device="cpu")
     trainer.fit(train)
     test = PairedImageDataset(data / "test", direction=direction, train=False)
     result = evaluate(load_pretrained(config.out_dir, device="cpu"), test, metrics=METRICS, progress=False)
@@ -51,20 +82,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--direction", default="BtoA")
     parser.add_argument("--budget-s", type=float, default=600.0, help="fit() wall time per run (default: 600)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    parser.add_argument("--recipes", default="default,paper",
+                        help=f"comma-separated recipes, or 'list' (default: default,paper; known: {', '.join(RECIPES)})")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
+    if args.recipes == "list":
+        for name, recipe in RECIPES.items():
+            print(f"{name:<12} {json.dumps(recipe)}")
+        return 0
+    try:
+        names = parse_recipes(args.recipes)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if not (args.data / "train").is_dir():
         print(f"error: {args.data}/train not found; pass --data (e.g. ../shared/data/facades)", file=sys.stderr)
         return 2
     out = args.out or Path(tempfile.mkdtemp(prefix="pix2pix-quality-"))
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        for name, config in recipes(args.budget_s, seed, out).items():
+        for name in names:
+            config = recipe_config(name, args.budget_s, seed, out)
             row = {"recipe": name, "seed": seed, **run(name, config, args.data, args.direction)}
             rows.append(row)
             print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-    print(f"\n{'recipe':<10} {'runs':>4} {'steps':>6} " + " ".join(f"{m:>15}" for m in METRICS))
+    print(f"\n{'recipe':<12} {'runs':>4} {'steps':>6} " + " ".join(f"{m:>15}" for m in METRICS))
     for name in dict.fromkeys(row["recipe"] for row in rows):
         group = [row for row in rows if row["recipe"] == name]
 
@@ -74,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             return f"{statistics.fmean(values):8.4f}+-{sd:.3f}"
 
         steps = statistics.fmean(row["steps"] for row in group)
-        print(f"{name:<10} {len(group):>4} {steps:6.0f} " + " ".join(f"{cell(m):>15}" for m in METRICS))
+        print(f"{name:<12} {len(group):>4} {steps:6.0f} " + " ".join(f"{cell(m):>15}" for m in METRICS))
     if args.json:
-        args.json.write_text(json.dumps({"budget_s": args.budget_s, "rows": rows}, indent=2))
+        recipes = {name: RECIPES[name] for name in names}
+        args.json.write_text(json.dumps({"budget_s": args.budget_s, "recipes": recipes, "rows": rows}, indent=2))
     return 0
 
 

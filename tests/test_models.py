@@ -185,3 +185,34 @@ def test_too_small_input_gets_clear_error(n_layers: int, minimum: int) -> None:
 )
 def test_discriminator_parameter_counts_in_docs(n_layers: int, parameters: int) -> None:
     assert count_parameters(PatchDiscriminator(n_layers=n_layers)) == parameters
+
+
+# --- spectral normalisation -------------------------------------------------------------------------------
+def test_spectral_norm_discriminator_has_unit_singular_values_and_round_trips(tmp_path) -> None:
+    from pix2pix_lib.models.construction import check_arguments
+
+    torch.manual_seed(0)
+    plain = PatchDiscriminator(base_channels=8, n_layers=2)
+    assert not any("parametrizations" in name for name in plain.state_dict())  # off: the paper's state dict
+    model = PatchDiscriminator(base_channels=8, n_layers=2, spectral_norm=True)
+    convs = [layer for layer in model.model if isinstance(layer, torch.nn.Conv2d)]
+    assert len(convs) == 4 and all(torch.nn.utils.parametrize.is_parametrized(conv, "weight") for conv in convs)
+    pair = torch.randn(1, 6, 32, 32)
+    with torch.no_grad():
+        for _ in range(30):  # one power iteration per training forward
+            model(pair)
+        model.eval()
+        for conv in convs:
+            sigma = torch.linalg.matrix_norm(conv.weight.flatten(1), ord=2)
+            assert sigma.item() == pytest.approx(1.0, abs=1e-2)
+            original = conv.parametrizations.weight.original
+            assert torch.linalg.matrix_norm(original.flatten(1), ord=2).item() != pytest.approx(1.0, abs=0.1)
+
+    model.save_pretrained(tmp_path / "d")
+    assert check_arguments(PatchDiscriminator, {"spectral_norm": True}, "config.json") == {"spectral_norm": True}
+    loaded = PatchDiscriminator.from_pretrained(str(tmp_path / "d")).eval()
+    assert loaded.spectral_norm is True
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pair), model(pair))
+    with pytest.raises(ValueError, match="spectral_norm"):
+        PatchDiscriminator(spectral_norm="yes")  # type: ignore[arg-type]

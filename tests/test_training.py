@@ -129,6 +129,33 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path) -> None:
     assert [row["step"] for row in rows] == [1, 2, 3, 4]
 
 
+def test_resume_with_ema_r1_and_spectral_norm_is_bit_identical(tmp_path) -> None:
+    data = SyntheticPairs(length=3, size=32)
+    options = {"max_steps": 4, "epochs": 2, "epochs_decay": 2, "sample_every": 0, "checkpoint_every": 0,
+               "ema_decay": 0.5, "r1_gamma": 1.0, "r1_every": 3}  # fmt: skip
+
+    def trainer(folder, **changes) -> Pix2PixTrainer:
+        seed_everything(0)
+        generator = UNetGenerator(num_downs=3, base_channels=8)
+        discriminator = PatchDiscriminator(base_channels=8, n_layers=1, spectral_norm=True)
+        config = TrainConfig(out_dir=str(folder / "run"), precision="fp32", **QUIET, **{**options, **changes})
+        return Pix2PixTrainer(generator, discriminator, config, device="cpu")
+
+    straight = trainer(tmp_path / "straight")
+    straight.fit(data)
+    trainer(tmp_path / "resumed", max_steps=2).fit(data)  # R1 ran at step 0; the resumed half runs it at step 3
+    torch.manual_seed(1234)
+    resumed = Pix2PixTrainer.from_checkpoint(tmp_path / "resumed" / "run", device="cpu", overrides={"max_steps": 4})
+    assert resumed.ema is not None and resumed.ema.updates == 2
+    resumed.fit(data)
+
+    assert_identical(weights(straight.generator), weights(resumed.generator))
+    assert_identical(weights(straight.inference_generator), weights(resumed.inference_generator))
+    assert_identical(weights(straight.discriminator), weights(resumed.discriminator))
+    rows = [json.loads(line) for line in (tmp_path / "resumed" / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows if "d_r1" in row] == [1, 4]  # logged only on the steps R1 ran
+
+
 def test_save_checkpoint_and_load_checkpoint_round_trip(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path)
     trainer.train_step(batch_of(SyntheticPairs(length=2, size=32)))

@@ -160,3 +160,33 @@ def test_model_flags_that_do_not_apply_are_usage_errors(tmp_path, capsys, flags,
     assert not (tmp_path / "run").exists()
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--data", "x", "--generator", "resnet_50"])
+
+
+def test_recipe_options_from_the_command_line(tmp_path) -> None:
+    from pix2pix_lib import PatchDiscriminator
+
+    data = tmp_path / "pairs"
+    write_aligned_folder(data, count=2)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), *COMMON, "--out", str(run), "--no-tensorboard", "--max-steps", "2",
+                 "--ema-decay", "0.9", "--r1-gamma", "1", "--r1-every", "2", "--lr-scaling", "sqrt", "--batch-size", "2",
+                 "--g-norm", "instance", "--d-spectral-norm"]) == 0  # fmt: skip
+    checkpoint = read_checkpoint(run)
+    config = checkpoint.config
+    assert (config.ema_decay, config.r1_gamma, config.r1_every, config.lr_scaling) == (0.9, 1.0, 2, "sqrt")
+    assert checkpoint.meta["models"] == ["generator", "generator_raw", "discriminator"]
+    generator = load_pretrained(run, device="cpu")
+    assert generator.norm == "instance"
+    discriminator = PatchDiscriminator.from_pretrained(str(checkpoint.directory / "discriminator"))
+    assert discriminator.spectral_norm is True and discriminator.norm == "batch"  # --g-norm leaves D alone
+
+
+def test_generator_and_discriminator_norms_can_differ() -> None:
+    from pix2pix_lib.cli.model_flags import build_models
+    from pix2pix_lib.cli.training import DEFAULT_BUILDERS
+
+    args = build_parser().parse_args(["train", "--data", "x", "--norm", "batch", "--g-norm", "instance", "--d-norm", "none",
+                                      "--ngf", "2", "--ndf", "2"])  # fmt: skip
+    channels = {"generator": {"in_channels": 3, "out_channels": 3}, "discriminator": {"in_channels": 6}}
+    models = build_models(args, DEFAULT_BUILDERS, channels)
+    assert (models["generator"].norm, models["discriminator"].norm, models["discriminator"].spectral_norm) == ("instance", "none", False)

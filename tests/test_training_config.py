@@ -46,11 +46,26 @@ def test_json_round_trip(tmp_path) -> None:
         ("log_every", 0),
         ("compile", "true"),
         ("seed", 1.5),
+        ("lr_scaling", "cubic"),
+        ("ema_decay", 1.0),
+        ("ema_decay", 0.0),
+        ("r1_gamma", -1.0),
+        ("r1_every", 0),
     ],
 )
 def test_invalid_values_name_the_option(option: str, value: object) -> None:
     with pytest.raises(ValueError, match=rf"TrainConfig\.{option}="):
         TrainConfig(**{option: value})
+
+
+def test_recipe_options_are_off_by_default_and_checked_together() -> None:
+    config = TrainConfig()
+    assert (config.lr_scaling, config.ema_decay, config.r1_gamma, config.r1_every) == ("none", None, 0.0, 16)
+    assert TrainConfig(r1_gamma=0.0, compile=True).compile  # R1 off: compile is fine
+    with pytest.raises(ValueError, match=r"TrainConfig\.r1_gamma=1\.0 .*compile=True"):
+        TrainConfig(r1_gamma=1.0, compile=True)
+    with pytest.raises(ValueError, match=r"TrainConfig\.r1_every=.*integer >= 1"):
+        TrainConfig(r1_gamma=1.0, r1_every=0)
 
 
 def test_unknown_keys_are_named(tmp_path) -> None:
@@ -104,6 +119,8 @@ def test_the_paper_preset_is_the_papers_recipe() -> None:
         100, 100, 1, 2e-4, 0.5, 0.999
     )
     assert (paper.lambda_l1, paper.gan_mode, paper.precision, paper.val_fraction) == (100.0, "vanilla", "fp32", 0.0)
+    # the recipe options are pinned off, whatever the defaults become
+    assert (paper.lr_scaling, paper.ema_decay, paper.r1_gamma) == ("none", None, 0.0)
     assert TrainConfig.preset("paper", max_steps=10, out_dir="x").max_steps == 10
     with pytest.raises(ValueError, match="known presets: paper"):
         TrainConfig.preset("fast")

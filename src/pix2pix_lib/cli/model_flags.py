@@ -22,6 +22,9 @@ _MODEL_FLAGS = {
     "ndf": ("discriminator", "base_channels", None),
     "d_layers": ("discriminator", "n_layers", "n_layers_patchgan"),
     "norm": ("both", "norm", None),
+    "g_norm": ("generator", "norm", None),  # after --norm: overrides it for one network
+    "d_norm": ("discriminator", "norm", None),
+    "d_spectral_norm": ("discriminator", "spectral_norm", None),
 }
 
 
@@ -42,6 +45,11 @@ def add_model_flags(parser: argparse.ArgumentParser, defaults: Mapping[str, str]
     model.add_argument("--d-layers", type=int, default=None, help="PatchGAN layers (--discriminator n_layers_patchgan; 3 = 70x70)")
     model.add_argument("--norm", choices=NORM_NAMES, default=None,
                        help="normalisation of both networks (builder defaults: batch for U-Nets and PatchGANs, instance for ResNets)")  # fmt: skip
+    model.add_argument("--g-norm", choices=NORM_NAMES, default=None,
+                       help="normalisation of the generator only (e.g. instance: no running statistics; overrides --norm)")  # fmt: skip
+    model.add_argument("--d-norm", choices=NORM_NAMES, default=None, help="normalisation of the discriminator only (overrides --norm)")
+    model.add_argument("--d-spectral-norm", action="store_const", const=True, default=None,
+                       help="spectral normalisation on every discriminator convolution (off in the paper)")  # fmt: skip
     model.add_argument("--dropout", type=float, default=None, help="generator dropout (builder default: 0.5 U-Net, 0 ResNet)")
 
 

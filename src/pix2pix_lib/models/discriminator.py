@@ -26,6 +26,12 @@ class PatchDiscriminator(nn.Module, PretrainedMixin, architecture="patchgan"):
         base_channels: width of the first layer; widths double per layer up to ``8 * base_channels``.
         n_layers: number of stride-2 layers.
         norm: ``"batch"`` (paper), ``"instance"`` or ``"none"``.
+        spectral_norm: wrap every convolution in spectral normalisation
+            (:func:`torch.nn.utils.parametrizations.spectral_norm`: each weight, reshaped to
+            ``(out, in * k * k)``, is divided by its largest singular value, estimated by one power
+            iteration per training forward). Off in the paper; recorded in ``config.json`` so a saved
+            discriminator loads back (its state dict has ``parametrizations.weight.original`` and the
+            power-iteration vectors in place of ``weight``).
     """
 
     has_model_card = False
@@ -36,6 +42,7 @@ class PatchDiscriminator(nn.Module, PretrainedMixin, architecture="patchgan"):
         base_channels: int = 64,
         n_layers: int = 3,
         norm: NormName = "batch",
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         check_norm(norm)
@@ -49,6 +56,9 @@ class PatchDiscriminator(nn.Module, PretrainedMixin, architecture="patchgan"):
         self.base_channels = base_channels
         self.n_layers = n_layers
         self.norm = norm
+        if not isinstance(spectral_norm, bool):
+            raise ValueError(f"spectral_norm must be True or False, got {spectral_norm!r}")
+        self.spectral_norm = spectral_norm
         bias = conv_bias(norm)
         lrelu = lambda: nn.LeakyReLU(0.2, inplace=True)  # noqa: E731
 
@@ -76,6 +86,10 @@ class PatchDiscriminator(nn.Module, PretrainedMixin, architecture="patchgan"):
             layers.append(nn.Conv2d(width, 1, 4, 1, 1))
         self.model = nn.Sequential(*layers)
         init_pix2pix_weights(self)
+        if spectral_norm:  # after the init: the parametrization keeps the initialised weight as `original`
+            for index, layer in enumerate(self.model):
+                if isinstance(layer, nn.Conv2d):
+                    self.model[index] = nn.utils.parametrizations.spectral_norm(layer)
 
     @property
     def receptive_field(self) -> int:

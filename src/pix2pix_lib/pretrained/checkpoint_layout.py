@@ -8,6 +8,8 @@ A run folder (``TrainConfig.out_dir``) holds::
         latest                  one line: the name of the newest complete checkpoint folder
         step-00000400/          one checkpoint (a re-save of the same step gets ``step-00000400.1``, ...)
             generator/          a save_pretrained folder: config.json (+ task) + model.safetensors + README.md
+                                (with TrainConfig.ema_decay: the weight average, the generator users get)
+            generator_raw/      only with ema_decay: the trained weights, for exact resume (same kind of folder)
             discriminator/      the same for the discriminator (no README)
             generator_ba/ ...   a subclass's extra networks (``Pix2PixTrainer.extra_models``), e.g. CycleGAN's
             trainer_state.pt    optimizers, schedulers, grad scaler, RNG, counters, subclass state

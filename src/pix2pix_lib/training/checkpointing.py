@@ -21,6 +21,7 @@ from ..devices import DeviceLike
 from ..models.state_dict import CheckpointError
 from ..models.task import TaskMetadata
 from .checkpoint import CheckpointManager, check_trainer_state, fill_checkpoint, read_checkpoint, write_checkpoint
+from .ema import GENERATOR_RAW_DIR, weights_source
 from .rng import capture_rng_state, mix_seed, restore_rng_state
 from .signals import deferred_signals
 
@@ -30,15 +31,16 @@ if TYPE_CHECKING:
 __all__ = ["CheckpointIO"]
 
 #: entries of the trainer state the trainer itself writes (subclasses add their own keys)
-OWN_STATE = ("optimizer_g", "optimizer_d", "schedulers", "grad_scaler", "rng", "counters")
+OWN_STATE = ("optimizer_g", "optimizer_d", "schedulers", "grad_scaler", "rng", "counters", "ema")
 
 
 class CheckpointIO:
     """The checkpoint half of :class:`~pix2pix_lib.training.Pix2PixTrainer`."""
 
     def state_dict(self: Pix2PixTrainer) -> dict[str, Any]:
-        """Optimizer, scheduler, grad-scaler and RNG states plus counters (weights are saved apart)."""
-        return {
+        """Optimizer, scheduler, grad-scaler and RNG states plus counters, and the EMA's update count when
+        it is on (weights are saved apart)."""
+        state = {
             "optimizer_g": self.optimizer_g.state_dict(),
             "optimizer_d": self.optimizer_d.state_dict(),
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
@@ -46,16 +48,21 @@ class CheckpointIO:
             "rng": capture_rng_state(),
             "counters": self._counters(),
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
     def checkpoint_models(self: Pix2PixTrainer) -> dict[str, tuple[nn.Module, TaskMetadata | None]]:
         """The networks this trainer trains and checkpoints: folder name -> (module, task to record or None).
 
-        ``generator`` (with :attr:`task`), ``discriminator`` and every :attr:`extra_models` entry;
-        override to record a task for an extra network, keeping the keys.
+        ``generator`` (:attr:`inference_generator`, with :attr:`task`), with ``config.ema_decay`` also
+        ``generator_raw`` (the trained weights, for exact resume), ``discriminator`` and every
+        :attr:`extra_models` entry; override to record a task for an extra network, keeping the keys.
         """
-        models: dict[str, tuple[nn.Module, TaskMetadata | None]] = {
-            "generator": (self.generator, self.task), "discriminator": (self.discriminator, None),
-        }  # fmt: skip
+        models: dict[str, tuple[nn.Module, TaskMetadata | None]] = {"generator": (self.inference_generator, self.task)}
+        if self.ema is not None:
+            models[GENERATOR_RAW_DIR] = (self.generator, self.task)
+        models["discriminator"] = (self.discriminator, None)
         models.update({name: (getattr(self, name), None) for name in self.extra_models})
         return models
 
@@ -95,8 +102,10 @@ class CheckpointIO:
         (a checkpoint folder, or a run folder for its latest), then call :meth:`on_load_checkpoint`.
         The trainer's config is kept."""
         checkpoint = read_checkpoint(path)
-        for role, (module, _) in self.checkpoint_models().items():
-            checkpoint.load_weights(module, role)
+        models = self.checkpoint_models()
+        saved = list(checkpoint.meta.get("models", ["generator", "discriminator"]))
+        for role, (module, _) in models.items():  # with EMA: generator/ is the average, generator_raw/ the trained weights
+            checkpoint.load_weights(module, weights_source(role, saved, list(models)))
         state = checkpoint.trainer_state(map_location="cpu")
         where = str(checkpoint.directory)
         try:
@@ -113,6 +122,8 @@ class CheckpointIO:
             self.global_step = int(counters["global_step"])
             self.step_in_epoch = int(counters["step_in_epoch"])
             restore_rng_state(state["rng"])
+            if self.ema is not None:  # a checkpoint saved without EMA: the first update copies the weights
+                self.ema.load_state_dict(state.get("ema", {"updates": 0}))
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointError(f"{where}: the trainer state does not fit this trainer: {error!r}") from error
         if self.distributed.rank > 0:  # rank 0's streams were saved; the others get fresh distinct ones

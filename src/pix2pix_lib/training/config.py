@@ -13,11 +13,13 @@ from typing import Any, Literal
 from ..atomic_io import write_text_atomically
 from ..devices import PRECISIONS, Precision
 
-__all__ = ["GAN_MODES", "PRESETS", "TrainConfig"]
+__all__ = ["GAN_MODES", "LR_SCALINGS", "PRESETS", "TrainConfig"]
 
 GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan", "hinge")
+LR_SCALINGS: tuple[str, ...] = ("none", "sqrt", "linear")
 
 GanMode = Literal["vanilla", "lsgan", "hinge"]
+LrScaling = Literal["none", "sqrt", "linear"]
 
 
 @dataclass
@@ -49,8 +51,19 @@ class TrainConfig:
     """Weight of the L1 term in the generator loss."""
     gan_mode: GanMode = "vanilla"
     """``"vanilla"`` (BCE with logits, the paper), ``"lsgan"`` (least squares) or ``"hinge"``."""
+    lr_scaling: LrScaling = "none"
+    """Scale ``lr`` with the global batch ``b = batch_size * world_size``: ``"none"`` (the paper), ``"sqrt"``
+    (``lr * sqrt(b)``) or ``"linear"`` (``lr * b``); applied by ``configure_optimizers``."""
     seed: int = 0
     """Seeds torch, numpy and random (plus the rank under DDP) and fixes the data order of each epoch."""
+    # --- recipe options (all off by default: the paper's recipe) ----------------------------------
+    ema_decay: float | None = None
+    """Keep an exponential moving average of the generator's weights with this decay (e.g. 0.999) and use
+    it for validation, samples and the saved ``generator/``; None: off (the paper)."""
+    r1_gamma: float = 0.0
+    """Weight of the R1 gradient penalty on D's real pairs (``gamma / 2 * E||grad_B D(A, B)||^2``); 0: off."""
+    r1_every: int = 16
+    """Lazy R1: compute the penalty every this many steps, scaled by this number (StyleGAN2)."""
     # --- speed -------------------------------------------------------------------------------------
     precision: Precision = "auto"
     """``"fp32"``, ``"bf16"`` or ``"fp16"`` autocast (fp16 with a GradScaler); ``"auto"``: bf16 where it is
@@ -130,6 +143,14 @@ class TrainConfig:
             fail("lambda_l1", "a number >= 0")
         if self.gan_mode not in GAN_MODES:
             fail("gan_mode", f"one of {', '.join(map(repr, GAN_MODES))}")
+        if self.lr_scaling not in LR_SCALINGS:
+            fail("lr_scaling", f"one of {', '.join(map(repr, LR_SCALINGS))}")
+        if self.ema_decay is not None and (not is_number(self.ema_decay) or not 0 < self.ema_decay < 1):
+            fail("ema_decay", "None or a number in (0, 1), e.g. 0.999")
+        if not is_number(self.r1_gamma) or self.r1_gamma < 0:
+            fail("r1_gamma", "a number >= 0 (0 turns R1 off)")
+        if not is_int(self.r1_every) or self.r1_every < 1:
+            fail("r1_every", "an integer >= 1")
         if not is_int(self.seed) or self.seed < 0:
             fail("seed", "an integer >= 0")
         if self.precision not in PRECISIONS:
@@ -140,6 +161,8 @@ class TrainConfig:
         for option in ("compile", "sync_batchnorm", "progress_bar", "tensorboard"):
             if not isinstance(getattr(self, option), bool):
                 fail(option, "True or False")
+        if self.r1_gamma > 0 and self.compile:
+            fail("r1_gamma", "0 with compile=True (torch.compile does not support the double backward R1 needs)")
         if not isinstance(self.out_dir, (str, os.PathLike)) or not str(self.out_dir):
             fail("out_dir", "a folder path")
         self.out_dir = os.fspath(self.out_dir)
@@ -155,7 +178,8 @@ class TrainConfig:
         """A named recipe, whatever the defaults are (:data:`PRESETS`), with ``changes`` applied.
 
         ``TrainConfig.preset("paper")`` is Isola et al.'s recipe exactly: 100 + 100 epochs at batch
-        size 1, Adam(2e-4, 0.5, 0.999), vanilla GAN + 100 L1, fp32, all training pairs used.
+        size 1, Adam(2e-4, 0.5, 0.999) without learning-rate scaling, vanilla GAN + 100 L1, no EMA, no
+        R1, fp32, all training pairs used.
         """
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
@@ -217,6 +241,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "beta2": 0.999,
         "lambda_l1": 100.0,
         "gan_mode": "vanilla",
+        "lr_scaling": "none",
+        "ema_decay": None,
+        "r1_gamma": 0.0,
         "precision": "fp32",
         "val_fraction": 0.0,
     },

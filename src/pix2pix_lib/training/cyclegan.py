@@ -143,7 +143,11 @@ class CycleGANTrainer(Pix2PixTrainer):
             raise ValueError(f"lambda_cycle={lambda_cycle} and lambda_identity={lambda_identity} must be >= 0")
         self.generator_ba, self.discriminator_a = generator_ba, discriminator_a  # placed by Pix2PixTrainer
         self.lambda_cycle, self.lambda_identity = float(lambda_cycle), float(lambda_identity)
-        super().__init__(generator, discriminator, self.default_config() if config is None else config, device, task)
+        config = self.default_config() if config is None else config
+        for option, off in (("ema_decay", None), ("r1_gamma", 0.0)):  # pix2pix-only recipe options, for now
+            if isinstance(config, TrainConfig) and getattr(config, option) != off:
+                raise ValueError(f"TrainConfig.{option}={getattr(config, option)!r} is not supported by CycleGANTrainer; leave it at {off!r}")
+        super().__init__(generator, discriminator, config, device, task)
         rank = self.distributed.rank
         self.pool_a = ImagePool(pool_size, seed=mix_seed(self.config.seed, 1, rank))  # fakes for D_A: G_BA(B)
         self.pool_b = ImagePool(pool_size, seed=mix_seed(self.config.seed, 2, rank))  # fakes for D_B: G_AB(A)
@@ -182,10 +186,10 @@ class CycleGANTrainer(Pix2PixTrainer):
     # --- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         """One Adam for both generators, one for both discriminators (the reference's ``itertools.chain``)."""
-        betas = (self.config.beta1, self.config.beta2)
+        betas, lr = (self.config.beta1, self.config.beta2), self.learning_rate()
         generators = itertools.chain(self.generator.parameters(), self.generator_ba.parameters())
         discriminators = itertools.chain(self.discriminator.parameters(), self.discriminator_a.parameters())
-        return adam(generators, self.config.lr, betas, self.device), adam(discriminators, self.config.lr, betas, self.device)
+        return adam(generators, lr, betas, self.device), adam(discriminators, lr, betas, self.device)
 
     def judge(self, name: str, images: Tensor) -> Tensor:
         """Logits of discriminator ``name`` (``"discriminator"``: D_B, ``"discriminator_a"``: D_A) for ``images``."""

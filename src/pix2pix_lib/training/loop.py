@@ -285,7 +285,7 @@ class TrainingLoop:
         finite = (torch.isfinite(table) | missing).all(dim=1).tolist()
         lr = self.optimizer_g.param_groups[0]["lr"]
         rows = []
-        for (step, epoch, _), values, ok in zip(pending, table.tolist(), finite):
+        for (step, epoch, logs), values, ok in zip(pending, table.tolist(), finite):
             if not ok:
                 self._log_rows("train", rows)
                 bad = {name: value for name, value in zip(names, values) if not math.isfinite(value)}
@@ -297,10 +297,11 @@ class TrainingLoop:
                     + f"; training stopped, {kept}. Try a lower lr, precision='fp32' or check the data.",
                     step,
                 )
-            rows.append({"step": step, "epoch": epoch + 1, **dict(zip(names, values)), "lr": lr, "step_time": step_time})
+            losses = {name: value for name, value in zip(names, values) if name in logs}  # e.g. d_r1 only where it ran
+            rows.append({"step": step, "epoch": epoch + 1, **losses, "lr": lr, "step_time": step_time})
         self._log_rows("train", rows)
         if self._bar is not None:
-            means = {name: sum(row[name] for row in rows) / len(rows) for name in names}
+            means = {name: sum(row[name] for row in rows if name in row) / sum(name in row for row in rows) for name in names}
             self._bar.set_postfix({name: f"{value:.3f}" for name, value in means.items()}, refresh=False)
 
     def _log_rows(self, stream: str, rows: list[dict[str, float]]) -> None:

@@ -7,7 +7,7 @@ halved); then update G on ``GAN(D(A, fake_B)) + lambda_l1 * L1(fake_B, B)`` with
 
 Subclass and override what you need -- the optimizers (:meth:`configure_optimizers`), the schedule
 (:meth:`configure_schedulers`, :meth:`lr_lambda`), the losses (:meth:`generator_loss`,
-:meth:`discriminator_loss`), the step (:meth:`training_step`), validation (:meth:`validation_step`), samples
+:meth:`discriminator_loss`, :meth:`r1_penalty`), the weight average (:meth:`configure_ema`), the step (:meth:`training_step`), validation (:meth:`validation_step`), samples
 (:meth:`make_sample_grid`), further networks (``extra_models``, :meth:`checkpoint_models`; CycleGAN uses them),
 your own checkpointed state (:meth:`on_save_checkpoint` / :meth:`on_load_checkpoint`) or the other
 hooks of :class:`~pix2pix_lib.training.loop.TrainingLoop` (``on_train_start``, ``on_train_epoch_start``,
@@ -39,6 +39,7 @@ from .distributed import convert_sync_batchnorm, init_distributed, wrap_data_par
 from .losses import GANLoss, l1_loss
 from .loop import NonFiniteLossError, TrainingLoop
 from .optim import adam
+from .recipe import RecipeOptions
 from .rng import seed_everything
 from .samples import sample_grid, write_grid
 from .signals import StopRequest
@@ -61,7 +62,7 @@ def resolve_channels_last(channels_last: bool | str, precision: str, device: tor
     return bool(channels_last)
 
 
-class Pix2PixTrainer(CheckpointIO, TrainingLoop):
+class Pix2PixTrainer(CheckpointIO, RecipeOptions, TrainingLoop):
     """Trains a generator against a conditional discriminator with the pix2pix objective.
 
     Args:
@@ -76,7 +77,8 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
 
     Attributes:
         generator, discriminator: the modules being trained (the same objects that were passed in,
-            moved to :attr:`device`); save, evaluate or export these.
+            moved to :attr:`device`). Save, evaluate or export :attr:`inference_generator`: the
+            generator itself, or its weight average with ``config.ema_decay`` (:attr:`ema`).
         task: the :class:`~pix2pix_lib.TaskMetadata` (also set as ``generator.task``).
         optimizer_g, optimizer_d: from :meth:`configure_optimizers`.
         schedulers: from :meth:`configure_schedulers`, stepped once per epoch.
@@ -124,6 +126,7 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         for name, module in modules.items():
             module = convert_sync_batchnorm(module) if sync_batchnorm else module
             setattr(self, name, module.to(self.device, memory_format=self.memory_format))
+        self.ema = self.configure_ema()
         self.task = task or getattr(generator, "task", None) or TaskMetadata(image_size=None)
 
         self.gan_loss = self.configure_gan_loss()
@@ -168,6 +171,8 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         self._task = task
         if isinstance(self.generator, nn.Module):
             self.generator.task = task  # what save_pretrained, translate and evaluate read
+        if self.ema is not None:
+            self.ema.module.task = task
 
     # --- building blocks to override ---------------------------------------------------------------
     def training_model(self, name: str, frozen: bool = False) -> Any:
@@ -196,11 +201,12 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         return GANLoss(self.config.gan_mode)
 
     def configure_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-        """``(optimizer_g, optimizer_d)``: Adam with ``config.lr`` and ``(beta1, beta2)`` for both."""
-        betas = (self.config.beta1, self.config.beta2)
+        """``(optimizer_g, optimizer_d)``: Adam with :meth:`learning_rate` (``config.lr``, scaled by
+        ``config.lr_scaling``) and ``(beta1, beta2)`` for both."""
+        betas, lr = (self.config.beta1, self.config.beta2), self.learning_rate()
         return (
-            adam(self.generator.parameters(), self.config.lr, betas, self.device),
-            adam(self.discriminator.parameters(), self.config.lr, betas, self.device),
+            adam(self.generator.parameters(), lr, betas, self.device),
+            adam(self.discriminator.parameters(), lr, betas, self.device),
         )
 
     def lr_lambda(self, epoch: int) -> float:
@@ -268,8 +274,9 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
     def training_step(self, batch: Batch) -> dict[str, Tensor]:
         """One optimisation step on a batch already on :attr:`device`; returns detached loss tensors.
 
-        The paper's alternating update: D first (on a detached fake and on the real pair), then G
-        with D frozen. Returns the terms of :meth:`discriminator_loss` and :meth:`generator_loss`.
+        The paper's alternating update: D first (on a detached fake and on the real pair, plus
+        :meth:`r1_penalty` where it runs), then G with D frozen, then :meth:`update_ema`. Returns the
+        terms of :meth:`discriminator_loss` (and ``d_r1``) and :meth:`generator_loss`.
         Does not read the losses on the host (that would synchronise with the GPU every step).
         """
         with self.autocast():
@@ -278,6 +285,9 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         self.optimizer_d.zero_grad(set_to_none=True)  # D is trainable here: the `finally` below restores it
         with self.autocast():
             loss_d, logs_d = self.discriminator_loss(batch, fake_b.detach())
+        r1 = self.r1_penalty(batch)  # None unless config.r1_gamma > 0 and this is an r1_every-th step
+        if r1 is not None:
+            loss_d, logs_d = loss_d + r1, {**logs_d, "d_r1": r1}
         self.backward(loss_d)
         self.optimizer_step(self.optimizer_d)
 
@@ -292,6 +302,7 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         finally:
             self._discriminator_frozen = False
             self.set_requires_grad(self.discriminator, True)
+        self.update_ema()  # no-op unless config.ema_decay is set
         if self.grad_scaler.is_enabled():
             self.grad_scaler.update()
         return {name: value.detach() for name, value in {**logs_d, **logs_g}.items()}
@@ -299,9 +310,9 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
     def validation_step(self, batch: Batch) -> dict[str, Tensor]:
         """Per-image metrics for a validation batch: ``l1`` (mean absolute error), ``psnr`` (dB), ``ssim``,
         on images mapped to [0, 1] from the task's output range. Runs inside :meth:`validate` (no grad,
-        generator in its inference norm mode, see :func:`~pix2pix_lib.norm_modes.resolve_norm_mode`)."""
+        :attr:`inference_generator` in its inference norm mode, see :func:`~pix2pix_lib.norm_modes.resolve_norm_mode`)."""
         with self.autocast():
-            fake_b = self.generator(batch["A"])
+            fake_b = self.inference_generator(batch["A"])
         fake = to_unit(fake_b, self.task.output_range).clamp(0, 1)
         target = to_unit(batch["B"], self.task.output_range).clamp(0, 1)
         return {"l1": mae(fake, target), "psnr": psnr(fake, target), "ssim": ssim(fake, target)}
@@ -356,7 +367,7 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
     def validate(self, dataset: Dataset) -> dict[str, float]:
         """Dataset means of :meth:`validation_step`'s metrics (all processes contribute under DDP).
 
-        The generator is scored in each deterministic norm mode; the one with the lowest ``l1``
+        :attr:`inference_generator` is scored in each deterministic norm mode; the one with the lowest ``l1``
         becomes :attr:`task`'s ``recommended_norm_mode`` (with every mode's numbers in
         ``task.metrics``), and its numbers are returned under the plain names, next to
         ``l1_running``, ``l1_per_image``, ... (see :mod:`.validation`).
@@ -367,11 +378,11 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
         )  # fmt: skip
         results = {  # each mode re-reads the loader
             mode: dataset_means(
-                self.generator, mode, map(self.transfer_batch_to_device, loader), self.validation_step, self.device
+                self.inference_generator, mode, map(self.transfer_batch_to_device, loader), self.validation_step, self.device
             )
-            for mode in candidate_norm_modes(self.generator)
+            for mode in candidate_norm_modes(self.inference_generator)
         }
-        winner = choose_norm_mode(results, resolve_norm_mode(None, self.generator))
+        winner = choose_norm_mode(results, resolve_norm_mode(None, self.inference_generator))
         self.task = self.task.replace(
             recommended_norm_mode=winner, metrics={**self.task.metrics, **per_mode_metrics(results, "val_")}
         )
@@ -382,8 +393,8 @@ class Pix2PixTrainer(CheckpointIO, TrainingLoop):
 
     @torch.no_grad()
     def generate(self, inputs: Tensor, generator: nn.Module | None = None) -> Tensor:
-        """``generator``'s (default: :attr:`generator`'s) outputs for a batch of inputs, in its inference norm mode."""
-        generator = self.generator if generator is None else generator
+        """``generator``'s (default: :attr:`inference_generator`'s) outputs for a batch of inputs, in its inference norm mode."""
+        generator = self.inference_generator if generator is None else generator
         inputs = inputs.to(self.device, memory_format=self.memory_format)
         with inference_norm(generator, resolve_norm_mode(None, generator)), self.autocast():
             return generator(inputs).float()

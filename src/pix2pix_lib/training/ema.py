@@ -1,0 +1,73 @@
+"""An exponential moving average (EMA) of the generator's weights: ``TrainConfig.ema_decay``.
+
+After every generator step, ``ema = decay * ema + (1 - decay) * weights`` for every parameter
+(:class:`torch.optim.swa_utils.AveragedModel` with :func:`~torch.optim.swa_utils.get_ema_multi_avg_fn`;
+the first update copies the weights). Buffers -- BatchNorm's running statistics -- are *copied*
+from the trained generator, not averaged (``use_buffers=False``): they stay the statistics the
+trained network collected, which is what the "running" norm mode measures.
+
+The averaged copy is what users get: the trainer validates it, draws sample grids with it and
+saves it as ``generator/`` in every checkpoint; the trained (raw) weights go to ``generator_raw/``
+so that a resumed run continues exactly (see docs/training.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+__all__ = ["GENERATOR_RAW_DIR", "GeneratorEMA", "weights_source"]
+
+#: checkpoint folder of the trained generator's own weights when the saved ``generator/`` is the EMA
+GENERATOR_RAW_DIR = "generator_raw"
+
+
+class GeneratorEMA:
+    """The EMA copy of ``generator`` (:attr:`module`, same class, gradients off), updated by :meth:`update`."""
+
+    def __init__(self, generator: nn.Module, decay: float) -> None:
+        if not 0 < decay < 1:
+            raise ValueError(f"TrainConfig.ema_decay={decay!r} is invalid: expected a number in (0, 1)")
+        self.decay = float(decay)
+        self._averaged = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=False)
+        self.module.requires_grad_(False)
+
+    @property
+    def module(self) -> nn.Module:
+        """The averaged generator (an ordinary module of the generator's class: save, evaluate, export it)."""
+        return self._averaged.module
+
+    @torch.no_grad()
+    def update(self, generator: nn.Module) -> None:
+        """Move the average towards ``generator``'s current weights (the first call copies them) and copy its buffers."""
+        self._averaged.update_parameters(generator)
+
+    @property
+    def updates(self) -> int:
+        """Updates so far (0: the next one copies the weights)."""
+        return int(self._averaged.n_averaged)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs besides the averaged weights (saved as ``generator/``): decay and update count."""
+        return {"decay": self.decay, "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s update count (the weights are loaded from ``generator/``)."""
+        self._averaged.n_averaged.fill_(int(state["updates"]))
+
+
+def weights_source(role: str, saved: list[str], trainer_roles: list[str]) -> str:
+    """Which saved folder fills the trainer's network ``role`` on resume.
+
+    With EMA the trainer has ``generator`` (the average) and ``generator_raw`` (trained weights); a
+    checkpoint without ``generator_raw/`` (saved without EMA) starts both from ``generator/``. A trainer
+    without EMA resuming a checkpoint with ``generator_raw/`` continues from the trained weights.
+    """
+    if role == GENERATOR_RAW_DIR and GENERATOR_RAW_DIR not in saved:
+        return "generator"
+    if role == "generator" and GENERATOR_RAW_DIR in saved and GENERATOR_RAW_DIR not in trainer_roles:
+        return GENERATOR_RAW_DIR
+    return role

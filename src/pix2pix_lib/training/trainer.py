@@ -44,22 +44,11 @@ from .rng import seed_everything
 from .samples import sample_grid, write_grid
 from .signals import StopRequest
 from .validation import candidate_norm_modes, choose_norm_mode, dataset_means, per_mode_metrics
-from .working_weights import WorkingWeights, resolve_weight_copies
+from .working_weights import WorkingWeights, recast_after_steps, resolve_channels_last, resolve_weight_copies
 
-__all__ = ["Pix2PixTrainer", "resolve_channels_last"]
+__all__ = ["Pix2PixTrainer"]
 
 Batch = dict[str, Any]
-
-
-def resolve_channels_last(channels_last: bool | str, precision: str, device: torch.device) -> bool:
-    """``"auto"`` -> True for bf16 on CUDA, else False.
-
-    On CPU, fused Adam copies channels-last parameters in and out every step, which costs more than
-    NHWC convolutions save (docs/performance.md has the measurement).
-    """
-    if channels_last == "auto":
-        return precision == "bf16" and device.type == "cuda"
-    return bool(channels_last)
 
 
 class Pix2PixTrainer(CheckpointIO, RecipeOptions, TrainingLoop):
@@ -138,8 +127,7 @@ class Pix2PixTrainer(CheckpointIO, RecipeOptions, TrainingLoop):
             config.weight_copies, self.precision, self.device, self.distributed.is_distributed
         )
         self._working_weights: dict[str, WorkingWeights] = {}
-        for optimizer in (self.optimizer_g, self.optimizer_d):  # fused steps do not move version counters
-            optimizer.register_step_post_hook(self._weights_changed)
+        recast_after_steps((self.optimizer_g, self.optimizer_d), self._working_weights)
         self._training_models: dict[tuple[str, bool], Any] = {}
         for name in modules:  # DDP wrappers are built here, by every rank in the same order
             self.training_model(name)
@@ -191,10 +179,6 @@ class Pix2PixTrainer(CheckpointIO, RecipeOptions, TrainingLoop):
                 model = module if frozen else wrap_data_parallel(module, self.device)
             self._training_models[key] = torch.compile(model) if self.config.compile else model
         return self._training_models[key]
-
-    def _weights_changed(self, *_: Any) -> None:
-        for working_weights in self._working_weights.values():
-            working_weights.mark_stale()
 
     def configure_gan_loss(self) -> nn.Module:
         """The adversarial loss: :class:`GANLoss` with ``config.gan_mode``."""

@@ -13,15 +13,27 @@ values; it stays active around the call for everything not copied here).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-__all__ = ["WorkingWeights", "resolve_weight_copies", "working_copy_names"]
+__all__ = ["WorkingWeights", "recast_after_steps", "resolve_channels_last", "resolve_weight_copies", "working_copy_names"]
 
 _COPIED_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+
+
+def resolve_channels_last(channels_last: bool | str, precision: str, device: torch.device) -> bool:
+    """``TrainConfig.channels_last`` resolved: ``"auto"`` -> True for bf16 on CUDA, else False.
+
+    The networks' own (fp32) parameters stay NCHW on CPU: fused Adam copies channels-last parameters
+    in and out every step. CPU bf16 training gets its channels-last layout from the weight copies.
+    """
+    if channels_last == "auto":
+        return precision == "bf16" and device.type == "cuda"
+    return bool(channels_last)
 
 
 def resolve_weight_copies(setting: bool | str, precision: str, device: torch.device, distributed: bool) -> bool:
@@ -130,3 +142,16 @@ class WorkingWeights:
             for x in inputs
         )
         return functional_call(self.module, self.copies, inputs, strict=False)
+
+
+def recast_after_steps(optimizers: Iterable[torch.optim.Optimizer], working_weights: Mapping[str, WorkingWeights]) -> None:
+    """Mark every set of copies in ``working_weights`` stale after each step of each optimizer (a step
+    hook: fused optimizers update in place without moving the parameters' version counters).
+    ``working_weights`` is read at each step, so copies created later are covered too."""
+
+    def mark_stale(*_: Any) -> None:
+        for copies in working_weights.values():
+            copies.mark_stale()
+
+    for optimizer in optimizers:
+        optimizer.register_step_post_hook(mark_stale)

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings",
         default="fp32,fp32+cl,bf16,bf16+cl",
-        help="library settings: fp32|bf16 with optional +cl (channels-last) and +compile (default: fp32,fp32+cl,bf16,bf16+cl)",
+        help="library settings: fp32|bf16|int8 (int8: translate only) with optional +cl (channels-last) and +compile "
+        "(default: fp32,fp32+cl,bf16,bf16+cl)",
     )
     parser.add_argument("--compile", action="store_true", help="also run every setting under torch.compile (slow warm-up)")
     parser.add_argument("--tasks", default="train,infer", help="train, infer or both (default: train,infer)")

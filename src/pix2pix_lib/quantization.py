@@ -258,9 +258,10 @@ def select_forward(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """translate()'s forward for inputs in the model's range: eager autocast, a compiled graph, or int8.
 
-    ``compile=None`` is the library's choice: compiled for int8 (its int8 kernels exist only in
-    inductor), eager otherwise (a compiled float graph was not faster than eager bf16 on the CPUs we
-    measured, and costs a warm-up; see docs/performance.md).
+    ``compile=None`` is the library's choice: lowered to oneDNN int8 kernels for int8 (the reference
+    int8 ops are slow), eager otherwise: the frozen bf16 graph was ~15-20 % faster per batch on the
+    2-core Xeon we measured but costs ~20 s on its first call per shape (docs/performance.md), so it
+    is opt-in.
     """
     if precision != "int8":
         if compile:

@@ -29,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings",
         default="fp32,bf16+autocast,bf16",
-        help="library settings: fp32|bf16 with optional +cl (channels-last), +compile and +autocast (training: "
-        "plain bf16 autocast instead of the default bf16 weight copies) (default: fp32,bf16+autocast,bf16)",
+        help="library settings: fp32|bf16|int8 (int8: translate only) with optional +cl (channels-last), +compile "
+        "and +autocast (training: plain bf16 autocast instead of the default bf16 weight copies) "
+        "(default: fp32,bf16+autocast,bf16)",
     )
     parser.add_argument("--compile", action="store_true", help="also run every setting under torch.compile (slow warm-up)")
     parser.add_argument("--tasks", default="train,infer", help="train, infer or both (default: train,infer)")

@@ -59,15 +59,15 @@ BASELINE = "baseline"
 class Setting:
     """One speed setting of the library: autocast precision, memory layout, ``torch.compile``."""
 
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16", "int8"] = "fp32"  # int8: translate only (gated; see docs/inference.md)
     channels_last: bool = False
     compile: bool = False
     autocast_only: bool = False
     """Training: bf16 through plain autocast (``TrainConfig.weight_copies=False``) instead of the default."""
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"Setting.precision={self.precision!r} is invalid: expected 'fp32' or 'bf16'")
+        if self.precision not in ("fp32", "bf16", "int8"):
+            raise ValueError(f"Setting.precision={self.precision!r} is invalid: expected 'fp32', 'bf16' or 'int8'")
 
     @property
     def name(self) -> str:
@@ -275,8 +275,8 @@ def _build_translate(spec: _ContenderSpec, device: torch.device) -> tuple[Callab
     """:func:`pix2pix_lib.inference.translate` of a fixed random (N, 3, H, W) batch in ``spec.setting``.
 
     ``size="native"`` (no resampling) and ``batch_size=N`` (one forward pass); the norm mode is
-    translate's default. translate uses the module as given, so channels-last and compile are
-    applied to the generator before the call.
+    translate's default. Channels-last is applied to the generator before the call; compile is
+    translate's own ``compile=True`` (a frozen inductor graph, cached after the first call).
     """
     from pix2pix_lib.inference import translate
 
@@ -285,13 +285,14 @@ def _build_translate(spec: _ContenderSpec, device: torch.device) -> tuple[Callab
     memory_format = torch.channels_last if setting.channels_last else torch.contiguous_format
     generator, _ = _library_models(spec.config)
     generator = generator.to(device, memory_format=memory_format)
-    model = torch.compile(generator) if setting.compile else generator
+    model = generator
     images = (_random_images(spec.batch_size, spec.config.image_size, device, 1) + 1) / 2
     images = images.contiguous(memory_format=memory_format)
 
     def run() -> Any:
         return translate(
-            images, model, device=device, size="native", batch_size=spec.batch_size, precision=setting.precision
+            images, model, device=device, size="native", batch_size=spec.batch_size, precision=setting.precision,
+            compile=True if setting.compile else None,
         )
 
     return run, "translate(size='native')"
@@ -417,7 +418,11 @@ def _specs(config: BenchmarkConfig) -> list[list[_ContenderSpec]]:
         for batch_size in sizes:
             groups.append(
                 [_ContenderSpec(task, batch_size, None, config)]
-                + [_ContenderSpec(task, batch_size, setting, config) for setting in config.settings]
+                + [
+                    _ContenderSpec(task, batch_size, setting, config)
+                    for setting in config.settings
+                    if task != "train" or setting.precision != "int8"  # int8 is for inference only
+                ]
             )
     return groups
 
@@ -536,9 +541,9 @@ def parse_settings(text: str, compile: bool = False) -> tuple[Setting, ...]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         parts = item.split("+")
         flags = set(parts[1:])
-        if parts[0] not in ("fp32", "bf16") or not flags <= {"cl", "compile", "autocast"}:
+        if parts[0] not in ("fp32", "bf16", "int8") or not flags <= {"cl", "compile", "autocast"}:
             raise ValueError(
-                f"setting {item!r} is invalid: expected fp32 or bf16, optionally +cl, +compile and/or +autocast"
+                f"setting {item!r} is invalid: expected fp32, bf16 or int8, optionally +cl, +compile and/or +autocast"
             )
         settings.append(Setting(parts[0], "cl" in flags, "compile" in flags, "autocast" in flags))  # type: ignore[arg-type]
     if compile:

@@ -2,6 +2,7 @@
 
     python examples/translate_image.py satellite.jpg --model maps --out maps_out
     python examples/translate_image.py ../shared/data/facades/test/1.jpg --crop-right --model facades
+    python examples/translate_image.py photos/*.jpg --model maps --precision int8   # needs pix2pix_lib[int8]
 
 ``--model`` takes a registry name (downloaded once from the Hugging Face Hub, then cached), a Hub
 repo id, a folder written by ``save_pretrained`` or a checkpoint file. ``--crop-right`` keeps the
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from pix2pix_lib.devices import INFERENCE_PRECISIONS
 from pix2pix_lib.inference import translate
 from pix2pix_lib.pretrained import list_pretrained, load_pretrained
 
@@ -31,6 +33,10 @@ def main() -> None:
     parser.add_argument("--size", choices=("resize", "native", "tile"), default="resize")
     parser.add_argument("--crop-right", action="store_true", help="use the right half of A|B pair images")
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--precision", choices=INFERENCE_PRECISIONS, default="auto",
+        help="int8: quantised, calibrated on the first batch, checked against float32 (falls back with a warning)",
+    )
     args = parser.parse_args()
 
     generator = load_pretrained(args.model, device=args.device)  # load once, reuse for every image
@@ -47,7 +53,8 @@ def main() -> None:
             image = image.crop((image.width // 2, 0, image.width, image.height))
         inputs.append(image)
 
-    outputs = translate(inputs, model=generator, size=args.size)  # a list in, a list out, batched inside
+    # a list in, a list out, batched inside
+    outputs = translate(inputs, model=generator, size=args.size, precision=args.precision)
     args.out.mkdir(parents=True, exist_ok=True)
     for path, image, output in zip(args.images, inputs, outputs, strict=True):
         side_by_side = Image.new("RGB", (image.width * 2, image.height))

@@ -8,11 +8,16 @@ from typing import Any, Literal
 import torch
 
 __all__ = [
+    "INFERENCE_ONLY_PRECISIONS",
+    "INFERENCE_PRECISIONS",
     "PRECISIONS",
     "DeviceLike",
+    "InferencePrecision",
     "Precision",
     "autocast",
     "available_devices",
+    "check_inference_precision",
+    "training_precision_error",
     "fast_precision",
     "resolve_precision",
     "select_device",
@@ -23,6 +28,12 @@ DeviceLike = str | torch.device | None
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 #: Precisions the trainer and translate() accept; "auto" resolves with :func:`resolve_precision`.
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+InferencePrecision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
+#: Precisions only :func:`~pix2pix_lib.translate` accepts: ``"int8"`` is post-training static
+#: quantisation with a quality gate (:mod:`pix2pix_lib.quantization`), not an autocast dtype.
+INFERENCE_ONLY_PRECISIONS: tuple[str, ...] = ("int8",)
+#: Everything translate() accepts: :data:`PRECISIONS` plus :data:`INFERENCE_ONLY_PRECISIONS`.
+INFERENCE_PRECISIONS: tuple[str, ...] = PRECISIONS + INFERENCE_ONLY_PRECISIONS
 
 
 def _mps_available() -> bool:
@@ -100,11 +111,34 @@ def fast_precision(device: torch.device) -> str:
     return "bf16" if supports_fast_bf16(device) else "fp32"
 
 
+def _inference_only_hint(precision: object) -> str:
+    if precision in INFERENCE_ONLY_PRECISIONS:
+        return f" ({precision!r} is for inference only: translate(..., precision={precision!r}))"
+    return ""
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """Check ``precision`` and resolve ``"auto"`` to :func:`fast_precision` for ``device``."""
+    """Check ``precision`` (an autocast precision) and resolve ``"auto"`` to :func:`fast_precision` for ``device``."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not supported; choose one of {', '.join(PRECISIONS)}")
+        raise ValueError(
+            f"precision={precision!r} is not supported; choose one of {', '.join(PRECISIONS)}"
+            + _inference_only_hint(precision)
+        )
     return fast_precision(device) if precision == "auto" else precision
+
+
+def check_inference_precision(precision: object, option: str = "precision") -> str:
+    """``precision`` itself when it is one of :data:`INFERENCE_PRECISIONS`; :class:`ValueError` naming ``option`` otherwise."""
+    if precision not in INFERENCE_PRECISIONS:
+        raise ValueError(
+            f"{option}={precision!r} is not supported; choose one of {', '.join(INFERENCE_PRECISIONS)}"
+        )
+    return precision  # type: ignore[return-value]
+
+
+def training_precision_error(precision: object) -> str:
+    """What a training option expects for ``precision``, with a hint when it is an inference-only precision."""
+    return f"one of {', '.join(map(repr, PRECISIONS))}" + _inference_only_hint(precision)
 
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

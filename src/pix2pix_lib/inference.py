@@ -13,7 +13,6 @@ import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,10 +25,11 @@ from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
 from .data.image_io import canonical_image, read_image
-from .devices import PRECISIONS, DeviceLike, Precision, autocast, resolve_precision, select_device
+from .devices import DeviceLike, InferencePrecision, check_inference_precision, fast_precision, select_device
 from .norm_modes import NormMode, check_norm_mode, inference_norm, resolve_norm_mode
 from .pixels import DEFAULT_PIXEL_RANGE, from_unit, to_unit
 from .pretrained import load_pretrained
+from .quantization import DEFAULT_MIN_PSNR_DB, select_forward
 
 __all__ = ["SIZE_MODES", "SizeMode", "translate"]
 
@@ -171,7 +171,7 @@ def _resolve_model(
     if isinstance(model, (str, os.PathLike)):
         target = select_device(device)
         generator = load_pretrained(model, revision=revision, device=target)
-        if resolve_precision(precision, target) == "bf16":  # bf16 convolutions are fastest on NHWC weights
+        if (fast_precision(target) if precision in ("auto", "int8") else precision) == "bf16":  # fastest on NHWC
             generator = generator.to(memory_format=torch.channels_last)
         return generator, target
     raise TypeError(
@@ -225,18 +225,16 @@ def _tiles(
 class _Runner:
     """Runs batches of [0, 1] images through the generator in its pixel range, on its device."""
 
-    def __init__(self, model: nn.Module, device: torch.device, precision: str) -> None:
+    def __init__(self, model: nn.Module, device: torch.device, precision: str, mode: NormMode, **fast: Any) -> None:
         task = getattr(model, "task", None)
-        self.model = model
         self.device = device
         self.input_range = getattr(task, "input_range", DEFAULT_PIXEL_RANGE)
         self.output_range = getattr(task, "output_range", DEFAULT_PIXEL_RANGE)
-        self.autocast = partial(autocast, device, resolve_precision(precision, device))
+        ranges = {"input_range": self.input_range, "output_range": self.output_range}
+        self.forward = select_forward(model, device, precision, mode, **ranges, **fast)  # eager, compiled or int8
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        x = from_unit(batch.to(self.device, non_blocking=True), self.input_range)
-        with self.autocast():
-            y = self.model(x)
+        y = self.forward(from_unit(batch.to(self.device, non_blocking=True), self.input_range))
         return to_unit(y, self.output_range).clamp_(0, 1).cpu()
 
 
@@ -256,9 +254,12 @@ def translate(
     tile_overlap: int | None = None,
     batch_size: int = 8,
     norm_mode: NormMode | None = None,
-    precision: Precision = "auto",
+    precision: InferencePrecision = "auto",
     revision: str | None = None,
     progress: bool = False,
+    compile: bool | None = None,
+    calibration: ImageLike | Sequence[ImageLike] | None = None,
+    min_psnr_db: float = DEFAULT_MIN_PSNR_DB,
 ) -> Any:
     """Translate one image or a list of images with a pix2pix generator; returns the same kind.
 
@@ -284,16 +285,19 @@ def translate(
         norm_mode: ``"running"``, ``"per_image"`` or ``"paper"`` (see :mod:`pix2pix_lib.norm_modes`);
             default: the model's ``task.recommended_norm_mode``, else ``"per_image"``.
         precision: ``"auto"`` (bfloat16 autocast on CPUs with native bf16 and on CUDA GPUs that
-            support it, float32 otherwise), ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+            support it, float32 otherwise), ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"`` (gated
+            static quantisation, :mod:`pix2pix_lib.quantization`; if refused: a warning, then "auto").
         revision: Hub revision when ``model`` is a name or repo id.
         progress: show a progress bar over forward passes.
+        compile: run a frozen inductor graph per input shape (cached; a slow first call); default:
+            only for ``"int8"``. ``calibration``: images (any kind ``image`` takes) to calibrate
+            int8 on; default: the first batch. ``min_psnr_db``: int8's gate against float32.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if size not in SIZE_MODES:
         raise ValueError(f"size={size!r} is not supported; choose one of {', '.join(SIZE_MODES)}")
-    if precision not in PRECISIONS:  # checked before anything is loaded
-        raise ValueError(f"precision={precision!r} is not supported; choose one of {', '.join(PRECISIONS)}")
+    check_inference_precision(precision)  # checked before anything is loaded
     if norm_mode is not None:
         check_norm_mode(norm_mode)
 
@@ -305,14 +309,14 @@ def translate(
     task = getattr(generator, "task", None)
     in_channels = getattr(generator, "in_channels", None)
     out_channels = getattr(generator, "out_channels", None) or in_channels or 3
-    groups = [
-        _to_items(value, in_channels, out_channels, f"image {i}" if not single else "image")
-        for i, value in enumerate(inputs)
-    ]
+    groups = [_to_items(value, in_channels, out_channels, f"image {i}" if not single else "image")
+              for i, value in enumerate(inputs)]
     items = [item for group in groups for item in group]
     mode = resolve_norm_mode(norm_mode, generator)
     trained_size = image_size or getattr(task, "image_size", None) or _FALLBACK_IMAGE_SIZE
-    runner = _Runner(generator, target, precision)
+    calibrate = [] if calibration is None else calibration if isinstance(calibration, (list, tuple)) else [calibration]
+    pixels = [i.pixels for c in calibrate for i in _to_items(c, in_channels, out_channels, "calibration image")]
+    runner = _Runner(generator, target, precision, mode, compile=compile, calibration=pixels, min_psnr_db=min_psnr_db)
 
     with inference_norm(generator, mode), torch.inference_mode():
         if size == "resize":
@@ -331,12 +335,8 @@ def translate(
             ]
 
     outputs = iter(item.restore(result) for item, result in zip(items, results, strict=True))
-    restored = []
-    for value, group in zip(inputs, groups, strict=True):
-        if isinstance(value, torch.Tensor) and value.ndim == 4:
-            restored.append(torch.stack([next(outputs) for _ in group]))
-        else:
-            restored.append(next(outputs))
+    restored = [torch.stack([next(outputs) for _ in group]) if isinstance(value, torch.Tensor) and value.ndim == 4
+                else next(outputs) for value, group in zip(inputs, groups, strict=True)]
     return restored[0] if single else restored
 
 

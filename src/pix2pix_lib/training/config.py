@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..atomic_io import write_text_atomically
-from ..devices import PRECISIONS, Precision
+from ..devices import PRECISIONS, Precision, training_precision_error
 
 __all__ = ["GAN_MODES", "LR_SCALINGS", "PRESETS", "TrainConfig"]
 
@@ -154,7 +154,7 @@ class TrainConfig:
         if not is_int(self.seed) or self.seed < 0:
             fail("seed", "an integer >= 0")
         if self.precision not in PRECISIONS:
-            fail("precision", f"one of {', '.join(map(repr, PRECISIONS))}")
+            fail("precision", training_precision_error(self.precision))
         for option in ("channels_last", "weight_copies"):
             if getattr(self, option) not in (True, False, "auto"):
                 fail(option, "True, False or 'auto'")

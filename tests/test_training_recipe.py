@@ -51,11 +51,12 @@ def test_ema_follows_the_analytic_average_and_copies_buffers(tmp_path) -> None:
     assert not any(p.requires_grad for p in trainer.ema.module.parameters())
     batch = batch_of()
     expected: dict[str, torch.Tensor] = {}
-    for _ in range(3):
+    for step in range(3):
         trainer.train_step(batch)
         raw = dict(trainer.generator.named_parameters())
-        for name, value in raw.items():  # EMA_1 = W_1, EMA_t = d * EMA_(t-1) + (1 - d) * W_t
-            expected[name] = value.detach().clone() if name not in expected else decay * expected[name] + (1 - decay) * value.detach()
+        d = min(decay, (1 + step) / (10 + step))  # the warm-up: 0.1, 0.1818, 0.25 after 0, 1, 2 updates
+        for name, value in raw.items():  # EMA_1 = W_1, EMA_t = d_t * EMA_(t-1) + (1 - d_t) * W_t
+            expected[name] = value.detach().clone() if name not in expected else d * expected[name] + (1 - d) * value.detach()
     averaged = dict(trainer.ema.module.named_parameters())
     for name, value in expected.items():
         torch.testing.assert_close(averaged[name], value, rtol=1e-6, atol=1e-7)
@@ -63,6 +64,7 @@ def test_ema_follows_the_analytic_average_and_copies_buffers(tmp_path) -> None:
     for (name, buffer), (_, ema_buffer) in zip(trainer.generator.named_buffers(), trainer.ema.module.named_buffers()):
         assert torch.equal(buffer, ema_buffer), f"buffer {name} must be copied, not averaged"
     assert trainer.ema.updates == 3
+    assert trainer.ema.current_decay() == pytest.approx(4 / 13)
 
 
 def test_ema_is_what_validation_samples_and_checkpoints_use(tmp_path) -> None:

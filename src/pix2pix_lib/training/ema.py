@@ -1,8 +1,10 @@
 """An exponential moving average (EMA) of the generator's weights: ``TrainConfig.ema_decay``.
 
-After every generator step, ``ema = decay * ema + (1 - decay) * weights`` for every parameter
-(:class:`torch.optim.swa_utils.AveragedModel` with :func:`~torch.optim.swa_utils.get_ema_multi_avg_fn`;
-the first update copies the weights). Buffers -- BatchNorm's running statistics -- are *copied*
+After every generator step, ``ema = d * ema + (1 - d) * weights`` for every parameter
+(:class:`torch.optim.swa_utils.AveragedModel`; the first update copies the weights), with a warm-up:
+update ``n`` uses ``d = min(decay, (1 + n) / (10 + n))`` (as TensorFlow's ``ExponentialMovingAverage``
+with ``num_updates``), so that the average of a short run is not dominated by the initial weights
+(with ``decay=0.999`` and no warm-up, 1,500 steps would still carry 22% of the random initialisation). Buffers -- BatchNorm's running statistics -- are *copied*
 from the trained generator, not averaged (``use_buffers=False``): they stay the statistics the
 trained network collected, which is what the "running" norm mode measures.
 
@@ -17,7 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 __all__ = ["GENERATOR_RAW_DIR", "GeneratorEMA", "weights_source"]
 
@@ -32,7 +34,8 @@ class GeneratorEMA:
         if not 0 < decay < 1:
             raise ValueError(f"TrainConfig.ema_decay={decay!r} is invalid: expected a number in (0, 1)")
         self.decay = float(decay)
-        self._averaged = AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=False)
+        self._updates = 0  # mirrors the AveragedModel's count on the host (no device sync per step)
+        self._averaged = AveragedModel(generator, multi_avg_fn=self._average, use_buffers=False)
         self.module.requires_grad_(False)
 
     @property
@@ -40,15 +43,23 @@ class GeneratorEMA:
         """The averaged generator (an ordinary module of the generator's class: save, evaluate, export it)."""
         return self._averaged.module
 
+    def current_decay(self) -> float:
+        """The decay of the next update: ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates."""
+        return min(self.decay, (1 + self._updates) / (10 + self._updates))
+
+    def _average(self, averaged: list[torch.Tensor], current: list[torch.Tensor], _: Any) -> None:
+        torch._foreach_lerp_(averaged, current, 1.0 - self.current_decay())
+
     @torch.no_grad()
     def update(self, generator: nn.Module) -> None:
         """Move the average towards ``generator``'s current weights (the first call copies them) and copy its buffers."""
         self._averaged.update_parameters(generator)
+        self._updates += 1
 
     @property
     def updates(self) -> int:
         """Updates so far (0: the next one copies the weights)."""
-        return int(self._averaged.n_averaged)
+        return self._updates
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs besides the averaged weights (saved as ``generator/``): decay and update count."""
@@ -56,7 +67,8 @@ class GeneratorEMA:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s update count (the weights are loaded from ``generator/``)."""
-        self._averaged.n_averaged.fill_(int(state["updates"]))
+        self._updates = int(state["updates"])
+        self._averaged.n_averaged.fill_(self._updates)
 
 
 def weights_source(role: str, saved: list[str], trainer_roles: list[str]) -> str:

@@ -1,0 +1,120 @@
+"""How much of ``fit()``'s time goes to training steps: ``python benchmarks/fit_overhead.py --data DIR``.
+
+Runs the same number of steps three ways on one paired dataset, with the default ``TrainConfig``:
+
+* ``bare step``: ``Pix2PixTrainer.train_step`` on one batch already in memory (compute only);
+* ``bare loop``: ``train_step`` over the trainer's own DataLoader (compute + data loading), the
+  loop a user would write;
+* ``fit()``: the whole training path with its defaults (hold-out, logging, progress bar, sample
+  grids, validation, checkpoints), timed from the call to its return.
+
+It prints seconds per step for each, ``fit()``'s ratio to the bare loop, and where ``fit()``'s
+extra time went (time inside steps, between steps, in epoch ends and the final checkpoint), from
+timestamps taken in the trainer's hooks. Not part of CI; docs/performance.md has the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python benchmarks/fit_overhead.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/facades/train"), help="paired training images")
+    parser.add_argument("--direction", default="BtoA", help="AtoB or BtoA (default: BtoA, facades label -> photo)")
+    parser.add_argument("--steps", type=int, default=200, help="steps per contender (default: 200)")
+    parser.add_argument("--pairs", type=int, default=None, help="use only the first N pairs (shorter epochs)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--num-workers", default=None, help="TrainConfig.num_workers for the loop and fit (default: the default)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from torch.utils.data import Subset
+
+    from pix2pix_lib import PatchDiscriminator, UNetGenerator
+    from pix2pix_lib.data import PairedImageDataset
+    from pix2pix_lib.training import Pix2PixTrainer, TrainConfig
+
+    args = build_parser().parse_args(argv)
+    dataset: Any = PairedImageDataset(args.data, direction=args.direction, train=True)
+    if args.pairs is not None:
+        dataset = Subset(dataset, range(min(args.pairs, len(dataset))))
+    options: dict[str, Any] = {"batch_size": args.batch_size, "tensorboard": False}
+    if args.num_workers is not None:
+        options["num_workers"] = int(args.num_workers) if args.num_workers.isdigit() else args.num_workers
+
+    class TimedTrainer(Pix2PixTrainer):
+        """Records when each step starts and ends, and how long epoch ends take."""
+
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, **k)
+            self.step_spans: list[tuple[float, float]] = []
+
+        def training_step(self, batch: dict) -> dict:
+            start = time.perf_counter()
+            logs = super().training_step(batch)
+            self.step_spans.append((start, time.perf_counter()))
+            return logs
+
+    def trainer(out_dir: str, **extra: Any) -> TimedTrainer:
+        torch.manual_seed(0)
+        config = TrainConfig(out_dir=out_dir, **options, **extra)
+        return TimedTrainer(UNetGenerator(), PatchDiscriminator(), config, device="cpu")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results: dict[str, float] = {}
+        bare = trainer(f"{tmp}/bare", progress_bar=False)
+        loader, sampler = bare.train_dataloader(dataset)
+        batch = next(iter(loader))
+        bare.train_step(batch)  # warm-up
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            bare.train_step(batch)
+        results["bare step"] = (time.perf_counter() - start) / args.steps
+
+        start, done, epoch = time.perf_counter(), 0, 0
+        while done < args.steps:
+            sampler.set_epoch(epoch)
+            for batch in loader:
+                bare.train_step(batch)
+                done += 1
+                if done == args.steps:
+                    break
+            epoch += 1
+        results["bare loop"] = (time.perf_counter() - start) / args.steps
+
+        fitted = trainer(f"{tmp}/fit", max_steps=args.steps)
+        start = time.perf_counter()
+        fitted.fit(dataset)
+        total = time.perf_counter() - start
+        results["fit()"] = total / args.steps
+
+    spans = fitted.step_spans
+    inside = sum(end - begin for begin, end in spans)
+    gaps = [spans[i + 1][0] - spans[i][1] for i in range(len(spans) - 1)]
+    long_gaps = [gap for gap in gaps if gap > 1.0]  # epoch ends (samples, validation, checkpoint)
+    print(f"{len(dataset)} pairs from {args.data}, batch {args.batch_size}, {args.steps} steps, {torch.get_num_threads()} threads")
+    print("| contender | s/step | x bare loop |")
+    print("|---|---:|---:|")
+    for name, value in results.items():
+        print(f"| {name} | {value:.3f} | {value / results['bare loop']:.3f} |")
+    print()
+    print(
+        f"fit() {total:.1f} s: inside steps {inside:.1f} s; before the first step {spans[0][0] - start:.1f} s; "
+        f"between steps {sum(gaps) - sum(long_gaps):.1f} s (median {1e3 * statistics.median(gaps):.1f} ms); "
+        f"epoch ends {sum(long_gaps):.1f} s ({len(long_gaps)}); after the last step {start + total - spans[-1][1]:.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

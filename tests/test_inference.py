@@ -332,6 +332,9 @@ def test_translate_command(tmp_path, capsys):
     assert code == 0 and "3 image(s) translated" in capsys.readouterr().out
     for i, size in enumerate([(40, 30), (20, 50), (32, 32)]):
         assert Image.open(tmp_path / "out" / f"photo{i}.png").size == size
+    with pytest.raises(SystemExit):  # argparse names the valid choices, int8 among them
+        main(["translate", str(inputs), "--model", str(tmp_path / "model"), "--out", str(tmp_path), "--precision", "int4"])
+    assert "'int8'" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="no such file"):
         main(
             [

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..devices import PRECISIONS
+from ..devices import INFERENCE_PRECISIONS
 from ..inference import SIZE_MODES
 from ..models.task import DIRECTIONS
 from ..norm_modes import NORM_MODES
@@ -36,7 +36,13 @@ def add_translate(commands: argparse._SubParsersAction) -> None:
         "--norm-mode", choices=NORM_MODES, default=None,
         help="normalisation layers at inference (default: the model's recommendation, else per_image)",
     )
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="default: auto")
+    parser.add_argument(
+        "--precision", choices=INFERENCE_PRECISIONS, default="auto",
+        help="default: auto; int8 is quantised with a quality gate and falls back with a warning (docs/inference.md)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compile", action="store_true", help="a compiled graph per image size: slow first batch, faster after"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     parser.set_defaults(run=_run_translate)
 
@@ -74,7 +80,7 @@ def _run_translate(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     options = dict(
         size=args.size, image_size=args.image_size, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
-        batch_size=args.batch_size, norm_mode=args.norm_mode, precision=args.precision,
+        batch_size=args.batch_size, norm_mode=args.norm_mode, precision=args.precision, compile=args.compile or None,
     )
     with tqdm(total=len(files), desc="translate", unit="image", disable=len(files) < 2) as bar:
         for start in range(0, len(files), args.batch_size):

@@ -28,6 +28,7 @@ def test_auto_turns_copies_on_for_bf16_on_cpu_only(tmp_path) -> None:
     assert not resolve_weight_copies("auto", "fp32", cpu, distributed=False)
     assert not resolve_weight_copies("auto", "bf16", cpu, distributed=True)
     assert not resolve_weight_copies("auto", "bf16", torch.device("cuda"), distributed=False)
+    assert not resolve_weight_copies("auto", "bf16", cpu, distributed=False, compile=True)
     with pytest.raises(ValueError, match="weight_copies=True needs precision='bf16'"):
         resolve_weight_copies(True, "fp32", cpu, distributed=False)
     with pytest.raises(ValueError, match="TrainConfig.weight_copies='yes' is invalid"):

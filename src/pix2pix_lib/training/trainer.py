@@ -124,7 +124,7 @@ class Pix2PixTrainer(CheckpointIO, RecipeOptions, TrainingLoop):
         self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
         self.weight_copies = resolve_weight_copies(
-            config.weight_copies, self.precision, self.device, self.distributed.is_distributed
+            config.weight_copies, self.precision, self.device, self.distributed.is_distributed, config.compile
         )
         self._working_weights: dict[str, WorkingWeights] = {}
         recast_after_steps((self.optimizer_g, self.optimizer_d), self._working_weights)

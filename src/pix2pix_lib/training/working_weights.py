@@ -36,10 +36,13 @@ def resolve_channels_last(channels_last: bool | str, precision: str, device: tor
     return bool(channels_last)
 
 
-def resolve_weight_copies(setting: bool | str, precision: str, device: torch.device, distributed: bool) -> bool:
-    """``TrainConfig.weight_copies`` resolved: ``"auto"`` -> True for bf16 on CPU in a single process."""
+def resolve_weight_copies(
+    setting: bool | str, precision: str, device: torch.device, distributed: bool, compile: bool = False
+) -> bool:
+    """``TrainConfig.weight_copies`` resolved: ``"auto"`` -> True for bf16 on CPU in a single process
+    without ``torch.compile`` (the measured case; compiled graphs cast weights their own way)."""
     if setting == "auto":
-        return precision == "bf16" and device.type == "cpu" and not distributed
+        return precision == "bf16" and device.type == "cpu" and not distributed and not compile
     if setting and precision != "bf16":
         raise ValueError(f"TrainConfig.weight_copies=True needs precision='bf16' (resolved precision: {precision!r})")
     if setting and distributed:

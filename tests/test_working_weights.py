@@ -22,8 +22,14 @@ def trainer_for(tmp_path, weight_copies: bool | str, precision: str = "bf16", **
     return Pix2PixTrainer(generator, discriminator, config, device="cpu")
 
 
-def test_auto_turns_copies_on_for_bf16_on_cpu_only(tmp_path) -> None:
+def test_auto_turns_copies_on_for_bf16_on_cpus_with_amx_only(tmp_path, monkeypatch) -> None:
+    from pix2pix_lib import devices
+
     cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: False)
+    assert not resolve_weight_copies("auto", "bf16", cpu, distributed=False)
+    assert not trainer_for(tmp_path, "auto").weight_copies
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)
     assert resolve_weight_copies("auto", "bf16", cpu, distributed=False)
     assert not resolve_weight_copies("auto", "fp32", cpu, distributed=False)
     assert not resolve_weight_copies("auto", "bf16", cpu, distributed=True)

@@ -16,6 +16,7 @@ __all__ = [
     "Precision",
     "autocast",
     "available_devices",
+    "cpu_has_amx",
     "check_inference_precision",
     "training_precision_error",
     "fast_precision",
@@ -87,6 +88,11 @@ def select_device(device: DeviceLike = "auto") -> torch.device:
     raise RuntimeError(
         f"device={str(device)!r} was requested but {reason}; available: {', '.join(available_devices())}"
     )
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Sapphire Rapids and newer), where oneDNN runs bf16 on them."""
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def supports_fast_bf16(device: torch.device) -> bool:

@@ -145,7 +145,7 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--weight-copies", choices=("auto", "on", "off"), default=None,
-        help="bf16 working copies of the weights, re-cast once per step (default: auto: on for bf16 on CPU)",
+        help="bf16 working copies of the weights, re-cast once per step (default: auto: on for bf16 on CPUs with AMX)",
     )  # fmt: skip
     parser.add_argument("--compile", action="store_const", const=True, default=None, help="use torch.compile")
     parser.add_argument("--sync-batchnorm", action="store_const", const=True, default=None, help="SyncBatchNorm under DDP")

@@ -74,7 +74,7 @@ class TrainConfig:
     weight_copies: bool | Literal["auto"] = "auto"
     """Train bf16 through working copies of the convolution weights (bf16, channels-last) that are re-cast
     once per optimizer step, with the fp32 weights as masters (see :mod:`.working_weights`); ``"auto"``:
-    on for bf16 on CPU in a single process without ``compile``, where it measured fastest (docs/performance.md)."""
+    on for bf16 on a CPU with AMX in a single process without ``compile``, where it measured fastest (docs/performance.md)."""
     compile: bool = False
     """Wrap the generator and the discriminator in :func:`torch.compile`."""
     num_workers: int = 0

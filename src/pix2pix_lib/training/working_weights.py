@@ -20,6 +20,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .. import devices
+
 __all__ = ["WorkingWeights", "recast_after_steps", "resolve_channels_last", "resolve_weight_copies", "working_copy_names"]
 
 _COPIED_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
@@ -39,10 +41,13 @@ def resolve_channels_last(channels_last: bool | str, precision: str, device: tor
 def resolve_weight_copies(
     setting: bool | str, precision: str, device: torch.device, distributed: bool, compile: bool = False
 ) -> bool:
-    """``TrainConfig.weight_copies`` resolved: ``"auto"`` -> True for bf16 on CPU in a single process
-    without ``torch.compile`` (the measured case; compiled graphs cast weights their own way)."""
+    """``TrainConfig.weight_copies`` resolved: ``"auto"`` -> True for bf16 on a CPU with AMX in a single
+    process without ``torch.compile``: where it was measured faster (docs/performance.md). Elsewhere
+    plain autocast stays (on AVX-512 BF16 CPUs without AMX the copies are not measured yet; compiled
+    graphs cast weights their own way)."""
     if setting == "auto":
-        return precision == "bf16" and device.type == "cpu" and not distributed and not compile
+        cpu_with_amx = device.type == "cpu" and devices.cpu_has_amx()
+        return precision == "bf16" and cpu_with_amx and not distributed and not compile
     if setting and precision != "bf16":
         raise ValueError(f"TrainConfig.weight_copies=True needs precision='bf16' (resolved precision: {precision!r})")
     if setting and distributed:

@@ -384,7 +384,7 @@ def _select(device: str) -> torch.device:
 
 
 def _environment(device: torch.device) -> dict[str, Any]:
-    from pix2pix_lib.devices import cpu_has_amx, supports_fast_bf16
+    from pix2pix_lib.devices import cpu_has_amx, cpu_has_avx512_bf16, supports_fast_bf16
 
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -403,7 +403,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
         "cpu_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "fast_bf16": supports_fast_bf16(device),
-        "cpu_avx512_bf16": bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()),
+        "cpu_avx512_bf16": cpu_has_avx512_bf16(),
         "cpu_amx": cpu_has_amx(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),

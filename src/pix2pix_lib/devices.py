@@ -17,6 +17,7 @@ __all__ = [
     "autocast",
     "available_devices",
     "cpu_has_amx",
+    "cpu_has_avx512_bf16",
     "check_inference_precision",
     "training_precision_error",
     "fast_precision",
@@ -95,6 +96,11 @@ def cpu_has_amx() -> bool:
     return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
+def cpu_has_avx512_bf16() -> bool:
+    """Whether this CPU has AVX-512 BF16 instructions (e.g. AMD Zen 4, Intel Cooper Lake and newer)."""
+    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+
+
 def supports_fast_bf16(device: torch.device) -> bool:
     """Whether bf16 autocast runs convolutions faster than fp32 on ``device``.
 
@@ -104,11 +110,7 @@ def supports_fast_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
-        cpu = torch.cpu
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        return torch.backends.mkldnn.is_available() and any(
-            bool(getattr(cpu, name, lambda: False)()) for name in checks
-        )
+        return torch.backends.mkldnn.is_available() and (cpu_has_avx512_bf16() or cpu_has_amx())
     return False
 
 

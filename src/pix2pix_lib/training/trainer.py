@@ -127,7 +127,8 @@ class Pix2PixTrainer(CheckpointIO, RecipeOptions, TrainingLoop):
             config.weight_copies, self.precision, self.device, self.distributed.is_distributed, config.compile
         )
         self._working_weights: dict[str, WorkingWeights] = {}
-        recast_after_steps((self.optimizer_g, self.optimizer_d), self._working_weights)
+        if self.weight_copies:
+            recast_after_steps((self.optimizer_g, self.optimizer_d), self._working_weights)
         self._training_models: dict[tuple[str, bool], Any] = {}
         for name in modules:  # DDP wrappers are built here, by every rank in the same order
             self.training_model(name)

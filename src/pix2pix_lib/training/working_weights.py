@@ -95,7 +95,6 @@ class WorkingWeights:
         self.copies: dict[str, Tensor] = {}
         self._versions: list[int] = []
         self._stale = False
-        self._grad_buffers: dict[int, Tensor] = {}
         for name in working_copy_names(module):
             parameter = parameters[name]
             copy = self._cast(parameter.detach())
@@ -109,16 +108,14 @@ class WorkingWeights:
         memory_format = self.memory_format if tensor.ndim == 4 else torch.preserve_format
         return tensor.to(self.dtype, memory_format=memory_format, copy=True)
 
-    def _grad_hook(self, parameter: nn.Parameter) -> Any:
-        buffers = self._grad_buffers
+    @staticmethod
+    def _grad_hook(parameter: nn.Parameter) -> Any:
+        # A persistent buffer per parameter: allocating ~200 MB of fresh pages every step costs more than the copy.
+        buffer = torch.empty_like(parameter, memory_format=torch.preserve_format)
 
         def move_grad(copy: Tensor) -> None:
             grad, copy.grad = copy.grad, None
             if parameter.grad is None:
-                # A persistent buffer: allocating ~200 MB of fresh pages every step costs more than the copy.
-                buffer = buffers.get(id(parameter))
-                if buffer is None or buffer.shape != parameter.shape:
-                    buffer = buffers[id(parameter)] = torch.empty_like(parameter, memory_format=torch.preserve_format)
                 parameter.grad = buffer.copy_(grad)
             else:
                 parameter.grad.add_(grad)

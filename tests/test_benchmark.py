@@ -115,6 +115,8 @@ def test_baseline_is_found_in_the_checkout_and_matches_the_paper_sizes() -> None
 
 
 def test_bad_options_are_named() -> None:
+    assert parse_settings("bf16+autocast") == (Setting("bf16", autocast_only=True),)
+    assert Setting("bf16", autocast_only=True).name == "bf16+autocast"
     assert parse_settings("fp32, bf16+cl", compile=True) == (
         Setting("fp32"), Setting("bf16", True), Setting("fp32", False, True), Setting("bf16", True, True)
     )

@@ -345,6 +345,18 @@ def test_checkpoint_files_get_the_usual_permissions(tmp_path) -> None:
         assert file.stat().st_mode & 0o777 == 0o666 & ~umask, file.name
 
 
+def test_validation_batch_size_changes_only_speed(tmp_path) -> None:
+    trainer = tiny_trainer(tmp_path)
+    assert trainer.config.val_batch_size == 8
+    dataset = SyntheticPairs(length=5, size=32)
+    batched = trainer.validate(dataset)
+    trainer.config.val_batch_size = 1
+    single = trainer.validate(dataset)
+    assert batched.keys() == single.keys()
+    for name in batched:
+        assert batched[name] == pytest.approx(single[name], rel=1e-4, abs=1e-5), name
+
+
 def test_validation_shards_cover_every_image_once_across_ranks(tmp_path) -> None:
     from pix2pix_lib.training.data_loading import eval_dataloader
     from pix2pix_lib.training.distributed import DistributedContext

@@ -3,6 +3,10 @@
     python benchmarks/quality.py --budget-s 600                    # default vs paper, ~2 x 10 min on a 2-core CPU
     python benchmarks/quality.py --budget-s 600 --seeds 0,1,2 --json quality.json
     python benchmarks/quality.py --budget-s 600 --recipes paper,ema --seeds 0
+    python benchmarks/quality.py --summarize runs/*.json              # one table from several --json files
+
+``OMP_NUM_THREADS=1`` lets two runs share a 2-core machine side by side (docs/quality.md does this
+to fit 3 seeds of 30-minute runs into a session); compare only runs made the same way.
 
 ``--recipes`` names entries of :data:`RECIPES` (TrainConfig options plus generator/discriminator
 arguments on top of the paper preset or the library defaults); ``--recipes list`` prints them.
@@ -78,6 +82,26 @@ def run(name: str, config: TrainConfig, data: Path, direction: str) -> dict[str,
     return {"steps": trainer.global_step, "norm_mode": result["norm_mode"], **result["metrics"]}
 
 
+def summarize(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per recipe: runs, mean steps, and mean +- sd (over seeds) of each metric."""
+    lines = [f"{'recipe':<12} {'runs':>4} {'steps':>6} " + " ".join(f"{m:>15}" for m in METRICS)]
+    for name in dict.fromkeys(row["recipe"] for row in rows):
+        group = [row for row in rows if row["recipe"] == name]
+
+        def cell(metric: str) -> str:
+            values = [row[metric] for row in group]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            return f"{statistics.fmean(values):8.4f}+-{sd:.3f}"
+
+        steps = statistics.fmean(row["steps"] for row in group)
+        lines.append(f"{name:<12} {len(group):>4} {steps:6.0f} " + " ".join(f"{cell(m):>15}" for m in METRICS))
+    return lines
+
+
+def print_summary(rows: list[dict[str, Any]]) -> None:
+    print("\n" + "\n".join(summarize(rows)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/facades")
@@ -88,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated recipes, or 'list' (default: default,paper; known: {', '.join(RECIPES)})")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--summarize", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="print the summary of earlier --json files and exit (no training)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.summarize:
+        print_summary([row for path in args.summarize for row in json.loads(path.read_text())["rows"]])
+        return 0
     if args.recipes == "list":
         for name, recipe in RECIPES.items():
             print(f"{name:<12} {json.dumps(recipe)}")
@@ -109,17 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             row = {"recipe": name, "seed": seed, **run(name, config, args.data, args.direction)}
             rows.append(row)
             print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
-    print(f"\n{'recipe':<12} {'runs':>4} {'steps':>6} " + " ".join(f"{m:>15}" for m in METRICS))
-    for name in dict.fromkeys(row["recipe"] for row in rows):
-        group = [row for row in rows if row["recipe"] == name]
-
-        def cell(metric: str) -> str:
-            values = [row[metric] for row in group]
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            return f"{statistics.fmean(values):8.4f}+-{sd:.3f}"
-
-        steps = statistics.fmean(row["steps"] for row in group)
-        print(f"{name:<12} {len(group):>4} {steps:6.0f} " + " ".join(f"{cell(m):>15}" for m in METRICS))
+    print_summary(rows)
     if args.json:
         recipes = {name: RECIPES[name] for name in names}
         args.json.write_text(json.dumps({"budget_s": args.budget_s, "recipes": recipes, "rows": rows}, indent=2))

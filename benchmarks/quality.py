@@ -116,7 +116,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the summary of earlier --json files and exit (no training)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.summarize:
-        print_summary([row for path in args.summarize for row in json.loads(path.read_text())["rows"]])
+        rows = []
+        for path in args.summarize:
+            try:
+                rows += json.loads(path.read_text())["rows"]
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                print(f"error: --summarize {path}: not a quality.py --json file ({error!r})", file=sys.stderr)
+                return 2
+        print_summary(rows)
         return 0
     if args.recipes == "list":
         for name, recipe in RECIPES.items():

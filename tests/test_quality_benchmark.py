@@ -41,3 +41,10 @@ def test_summarize_merges_json_files_from_side_by_side_runs(tmp_path, capsys):
     assert paper.split()[1:3] == ["2", "1000"]  # two runs, mean steps
     assert "13.0000+-1.414" in paper  # mean +- sample sd of 12 and 14
     assert next(line for line in lines if line.startswith("ema")).split()[1] == "1"
+
+
+def test_summarize_names_a_file_that_is_not_a_results_file(tmp_path, capsys):
+    bad = tmp_path / "train_config.json"
+    bad.write_text(json.dumps({"seed": 0}))
+    assert quality.main(["--summarize", str(bad)]) == 2
+    assert "train_config.json" in capsys.readouterr().err

@@ -268,7 +268,7 @@ def _build_trainer_step(spec: _ContenderSpec, device: torch.device) -> tuple[Cal
     trainer = Pix2PixTrainer(generator, discriminator, train_config, device=device)
     size = spec.config.image_size
     batch = {"A": _random_images(spec.batch_size, size, device, 1), "B": _random_images(spec.batch_size, size, device, 2)}
-    return (lambda: trainer.train_step(batch)), "Pix2PixTrainer.train_step"
+    return (lambda: trainer.train_on_batch(batch)), "Pix2PixTrainer.train_step"
 
 
 def _build_translate(spec: _ContenderSpec, device: torch.device) -> tuple[Callable[[], Any], str]:

@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             super().__init__(*a, **k)
             self.step_spans: list[tuple[float, float]] = []
 
-        def training_step(self, batch: dict) -> dict:
+        def training_step(self, batch: dict, batch_idx: int) -> dict:
             start = time.perf_counter()
-            logs = super().training_step(batch)
+            logs = super().training_step(batch, batch_idx)
             self.step_spans.append((start, time.perf_counter()))
             return logs
 
@@ -75,17 +75,17 @@ def main(argv: list[str] | None = None) -> int:
         bare = trainer(f"{tmp}/bare", progress_bar=False)
         loader, sampler = bare.train_dataloader(dataset)
         batch = next(iter(loader))
-        bare.train_step(batch)  # warm-up
+        bare.train_on_batch(batch)  # warm-up
         start = time.perf_counter()
         for _ in range(args.steps):
-            bare.train_step(batch)
+            bare.train_on_batch(batch)
         results["bare step"] = (time.perf_counter() - start) / args.steps
 
         start, done, epoch = time.perf_counter(), 0, 0
         while done < args.steps:
             sampler.set_epoch(epoch)
             for batch in loader:
-                bare.train_step(batch)
+                bare.train_on_batch(batch)
                 done += 1
                 if done == args.steps:
                     break

@@ -20,7 +20,7 @@ from torchvision.utils import save_image
 from pix2pix_lib import PatchDiscriminator, UNetGenerator, load_pretrained
 from pix2pix_lib.data import SyntheticPairs, UnpairedImageDataset
 from pix2pix_lib.pixels import to_unit
-from pix2pix_lib.training import CycleGANTrainer, read_checkpoint, seed_everything
+from pix2pix_lib.training import CycleGANTrainer, cyclegan_config, read_checkpoint, seed_everything
 
 
 def write_synthetic_unpaired(root: Path, count: int, size: int) -> Path:
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> CycleGANTrainer:
             "discriminator": PatchDiscriminator(in_channels=3, base_channels=16, n_layers=2, norm="instance"),
             "discriminator_a": PatchDiscriminator(in_channels=3, base_channels=16, n_layers=2, norm="instance"),
         }
-        config = CycleGANTrainer.default_config(
+        config = cyclegan_config(
             max_steps=args.steps, out_dir=args.out, precision=args.precision, log_every=10, num_samples=4
         )
         trainer = CycleGANTrainer(config=config, device=args.device, **networks)

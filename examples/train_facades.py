@@ -49,8 +49,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         trainer = Pix2PixTrainer(UNetGenerator(), PatchDiscriminator(), config, device=args.device)
     try:
         trainer.fit(train_set, val_set)
-        if trainer.distributed.is_main_process:
-            print(f"stopped at step {trainer.global_step}: {trainer.stop_reason}; last validation: {trainer.last_validation}")
+        if trainer.engine.distributed.is_main_process:
+            print(f"stopped at step {trainer.global_step}: {trainer.engine.stop_reason}; last validation: {trainer.engine.last_validation}")
     finally:
         shutdown_distributed()
 

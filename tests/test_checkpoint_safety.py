@@ -58,11 +58,11 @@ def test_a_crash_at_every_file_operation_never_breaks_latest(tmp_path, monkeypat
     while True:
         run = tmp_path / f"run-{fail_at}"
         trainer = tiny_trainer(run, keep_last=1)
-        trainer.train_step(data)
+        trainer.train_on_batch(data)
         trainer.save_checkpoint()
         if scenario == "save and prune":
-            trainer.train_step(data)  # a new step: the save prunes step 1
-        root = trainer.run_dir / "checkpoints"
+            trainer.train_on_batch(data)  # a new step: the save prunes step 1
+        root = trainer.engine.run_dir / "checkpoints"
         expected_steps = {1} if scenario == "re-save the same step" else {1, 2}
         with monkeypatch.context() as patch:
             calls = _inject(patch, fail_at)
@@ -71,9 +71,9 @@ def test_a_crash_at_every_file_operation_never_breaks_latest(tmp_path, monkeypat
                 finished = True
             except Crash:
                 finished = False
-        checkpoint = read_checkpoint(trainer.run_dir)  # `latest` resolves to a complete checkpoint
+        checkpoint = read_checkpoint(trainer.engine.run_dir)  # `latest` resolves to a complete checkpoint
         assert checkpoint.meta["global_step"] in expected_steps, (scenario, fail_at, calls)
-        assert load_pretrained(trainer.run_dir, device="cpu") is not None
+        assert load_pretrained(trainer.engine.run_dir, device="cpu") is not None
         trainer.save_checkpoint()  # the next save cleans up whatever the crash left
         manager = CheckpointManager(root, keep_last=1)
         assert _orphans(root, manager) == [], (scenario, fail_at)
@@ -88,7 +88,7 @@ def test_prune_leaves_complete_checkpoints_or_trash(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path, keep_last=2)
     data = batch_of(SyntheticPairs(length=2, size=32))
     for _ in range(4):
-        trainer.train_step(data)
+        trainer.train_on_batch(data)
         trainer.save_checkpoint()
     trainer.save_checkpoint()  # same step again: a second copy, the first one pruned
     root = tmp_path / "run" / "checkpoints"
@@ -113,7 +113,7 @@ _FIT_SCRIPT = textwrap.dedent(
     from pix2pix_lib.training import Pix2PixTrainer, RunLockedError, TrainConfig
 
     class Slow(Pix2PixTrainer):
-        def on_train_batch_end(self, batch, logs):
+        def on_train_batch_end(self, outputs, batch, batch_idx):
             if self.global_step == 1:
                 print("STEP1", flush=True)
 
@@ -126,7 +126,7 @@ _FIT_SCRIPT = textwrap.dedent(
     except RunLockedError as error:
         print("LOCKED", error, flush=True)
         sys.exit(3)
-    print("STOPPED", trainer.global_step, trainer.stop_reason, flush=True)
+    print("STOPPED", trainer.global_step, trainer.engine.stop_reason, flush=True)
     """
 )
 
@@ -200,7 +200,7 @@ class Counting(Pix2PixTrainer):
 
 def test_subclass_state_comes_back_from_from_checkpoint_and_resume(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path, cls=Counting)
-    trainer.train_step(batch_of(SyntheticPairs(length=2, size=32)))
+    trainer.train_on_batch(batch_of(SyntheticPairs(length=2, size=32)))
     trainer.history = torch.tensor([1.5, -2.0, 3.25], dtype=torch.float64)
     trainer.notes = {"beta": 0.125, "names": ["x"], "flag": False}
     trainer.save_checkpoint()
@@ -235,7 +235,7 @@ def test_a_signal_during_a_routine_save_stops_training_after_that_save(tmp_path)
     previous = signal.getsignal(signal.SIGTERM)
     trainer.fit(SyntheticPairs(length=2, size=32))  # one epoch = 2 steps: the epoch-end save is signalled
     assert signal.getsignal(signal.SIGTERM) is previous  # handlers restored
-    assert trainer.interrupted and trainer.stop_reason == "interrupted (SIGTERM)" and trainer.global_step == 2
+    assert trainer.engine.interrupted and trainer.engine.stop_reason == "interrupted (SIGTERM)" and trainer.global_step == 2
     manager = CheckpointManager(tmp_path / "run" / "checkpoints")
     assert [p.name for p in manager.checkpoints()] == ["step-00000002"]  # the save completed, and only once
     assert read_checkpoint(tmp_path / "run").meta["global_step"] == 2
@@ -243,15 +243,15 @@ def test_a_signal_during_a_routine_save_stops_training_after_that_save(tmp_path)
 
 def test_a_second_signal_stops_at_once_and_saves_nothing_half_done(tmp_path) -> None:
     class TwiceMidStep(Pix2PixTrainer):
-        def optimizer_step(self, optimizer) -> None:
-            super().optimizer_step(optimizer)
+        def backward_and_step(self, loss, optimizer) -> None:
+            super().backward_and_step(loss, optimizer)
             if self.global_step == 2 and optimizer is self.optimizer_d:  # D has stepped, G not yet
                 os.kill(os.getpid(), signal.SIGINT)
                 os.kill(os.getpid(), signal.SIGINT)
 
     trainer = tiny_trainer(tmp_path, cls=TwiceMidStep, sample_every=0, checkpoint_every=1, max_steps=10)
     trainer.fit(SyntheticPairs(length=2, size=32))  # the epoch-end save at step 2 happens first
-    assert trainer.interrupted and trainer.stop_reason == "interrupted (SIGINT)"
+    assert trainer.engine.interrupted and trainer.engine.stop_reason == "interrupted (SIGINT)"
     checkpoint = read_checkpoint(tmp_path / "run")
     assert checkpoint.meta["global_step"] == 2  # the consistent one; the half-done step 3 was not saved
     state = checkpoint.trainer_state()

@@ -11,7 +11,8 @@ from torch.utils.data import default_collate
 from pix2pix_lib import PatchDiscriminator, UNetGenerator, load_pretrained, translate
 from pix2pix_lib.data import SyntheticPairs, UnpairedImageDataset
 from pix2pix_lib.models import CheckpointError
-from pix2pix_lib.training import CycleGANTrainer, ImagePool, Pix2PixTrainer, read_checkpoint, seed_everything
+from pix2pix_lib.training.data_loading import task_from_dataset
+from pix2pix_lib.training import CycleGANTrainer, cyclegan_config, ImagePool, Pix2PixTrainer, read_checkpoint, seed_everything
 
 from .test_data_unpaired import write_unpaired_folder
 from .test_training import QUIET, assert_identical, tiny_trainer, weights
@@ -27,7 +28,7 @@ def tiny_cyclegan(tmp_path, seed: int = 0, pool_size: int = 50, **options) -> Cy
         "discriminator": PatchDiscriminator(in_channels=3, base_channels=4, n_layers=1, norm="instance"),
         "discriminator_a": PatchDiscriminator(in_channels=3, base_channels=4, n_layers=1, norm="instance"),
     }
-    config = CycleGANTrainer.default_config(out_dir=str(tmp_path / "run"), precision="fp32", **QUIET, **options)
+    config = cyclegan_config(out_dir=str(tmp_path / "run"), precision="fp32", **QUIET, **options)
     return CycleGANTrainer(config=config, device="cpu", pool_size=pool_size, **networks)
 
 
@@ -49,7 +50,7 @@ def test_step_trains_all_four_networks_with_the_cyclegan_losses(tmp_path, unpair
     params_g = {id(p) for group in trainer.optimizer_g.param_groups for p in group["params"]}
     assert params_g == {id(p) for name in ("generator", "generator_ba") for p in getattr(trainer, name).parameters()}
     before = {name: weights(getattr(trainer, name)) for name in NETWORKS}
-    logs = trainer.train_step(batch_of(unpaired))
+    logs = trainer.train_on_batch(batch_of(unpaired))
     assert set(logs) == {"d_a", "d_b", "d", "g_gan_ab", "g_gan_ba", "cycle_a", "cycle_b", "idt_a", "idt_b", "g"}
     assert logs["d"] == pytest.approx(logs["d_a"] + logs["d_b"])
     parts = ("g_gan_ab", "g_gan_ba", "cycle_a", "cycle_b", "idt_a", "idt_b")
@@ -63,15 +64,28 @@ def test_step_trains_all_four_networks_with_the_cyclegan_losses(tmp_path, unpair
 
 def test_cycle_and_identity_weights_enter_the_loss(tmp_path, unpaired) -> None:
     batch = batch_of(unpaired)
-    trainer = tiny_cyclegan(tmp_path)
-    trainer.lambda_identity = 0.0
-    with torch.no_grad():
-        generated = trainer.cycle_forward(trainer.transfer_batch_to_device(batch))
-        _, logs = trainer.generator_loss(batch, generated)
-        trainer.lambda_cycle = 20.0
-        _, doubled = trainer.generator_loss(batch, generated)
-    assert "idt_a" not in logs and doubled["cycle_a"] == pytest.approx(2 * logs["cycle_a"])
-    assert logs["cycle_a"] == pytest.approx(10 * (generated["rec_A"] - batch["A"]).abs().mean().item(), rel=1e-5)
+    logs = {}
+    for lambda_cycle in (10.0, 20.0):  # the same networks and batch: the losses before the update
+        trainer = tiny_cyclegan(tmp_path / str(lambda_cycle))
+        trainer.lambda_identity, trainer.lambda_cycle = 0.0, lambda_cycle
+        logs[lambda_cycle] = trainer.train_on_batch(batch)
+    assert "idt_a" not in logs[10.0] and logs[20.0]["cycle_a"] == pytest.approx(2 * logs[10.0]["cycle_a"], rel=1e-5)
+    assert logs[20.0]["g_gan_ab"] == pytest.approx(logs[10.0]["g_gan_ab"], rel=1e-6)
+
+
+def test_cyclegan_defines_six_methods_and_reads_no_private_base_attribute() -> None:
+    import ast
+    import inspect
+
+    from pix2pix_lib.training import cyclegan
+
+    tree = ast.parse(inspect.getsource(cyclegan))
+    cls = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "CycleGANTrainer")
+    methods = [node.name for node in cls.body if isinstance(node, ast.FunctionDef) and node.name != "__init__"]
+    assert len(methods) <= 6, methods
+    private = {node.attr for node in ast.walk(cls) if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+               and not node.attr.startswith("__")}
+    assert not private, private
 
 
 def test_image_pool_is_the_references_and_its_state_round_trips() -> None:
@@ -90,9 +104,11 @@ def test_image_pool_is_the_references_and_its_state_round_trips() -> None:
 
 
 # --- exact resume and checkpoints ----------------------------------------------------------------------
-def test_resume_after_two_steps_is_bit_identical(tmp_path, unpaired) -> None:
-    """4 straight steps == 2 steps, a checkpoint, a fresh process-like restore, 2 more (an epoch is 3 steps)."""
-    options = {"max_steps": 4, "epochs": 2, "epochs_decay": 2, "sample_every": 0, "checkpoint_every": 0}
+@pytest.mark.parametrize("recipe", [{}, {"ema_decay": 0.9, "r1_gamma": 1.0, "r1_every": 2, "lambda_feat": 2.0}], ids=["plain", "ema_r1_feat"])
+def test_resume_after_two_steps_is_bit_identical(tmp_path, unpaired, recipe) -> None:
+    """4 straight steps == 2 steps, a checkpoint, a fresh process-like restore, 2 more (an epoch is 3 steps),
+    also with the recipe pieces: weight averages of both generators, R1 on both discriminators, feature matching."""
+    options = {"max_steps": 4, "epochs": 2, "epochs_decay": 2, "sample_every": 0, "checkpoint_every": 0, **recipe}
     straight = tiny_cyclegan(tmp_path / "straight", pool_size=2, **options)  # pool full after step 2
     straight.fit(unpaired)
     assert straight.global_step == 4 and straight.epoch == 1
@@ -102,11 +118,15 @@ def test_resume_after_two_steps_is_bit_identical(tmp_path, unpaired) -> None:
     torch.manual_seed(1234)  # whatever happens in between must not matter
     unpaired.set_epoch(7)
     resumed = CycleGANTrainer.from_checkpoint(tmp_path / "resumed" / "run", device="cpu", overrides={"max_steps": 4})
-    assert (resumed.global_step, resumed.step_in_epoch, len(resumed.pool_a)) == (2, 2, 2)
+    assert (resumed.global_step, resumed.engine.step_in_epoch, len(resumed.pool_a)) == (2, 2, 2)
     resumed.fit(unpaired)
 
     for name in NETWORKS:
         assert_identical(weights(getattr(straight, name)), weights(getattr(resumed, name)))
+        assert_identical(weights(straight.inference_network(name)), weights(resumed.inference_network(name)))
+    if recipe:
+        assert set(straight.averages) == {"generator", "generator_ba"} and straight.ema.updates == 4
+        assert "generator_ba_raw" in read_checkpoint(tmp_path / "resumed" / "run").meta["models"]
     for name in ("optimizer_g", "optimizer_d"):
         state_a, state_b = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
         assert state_a["param_groups"] == state_b["param_groups"]
@@ -120,12 +140,14 @@ def test_resume_after_two_steps_is_bit_identical(tmp_path, unpaired) -> None:
         assert torch.equal(pool_a["rng"], pool_b["rng"]), name
     rows = [json.loads(line) for line in (tmp_path / "resumed" / "run" / "train_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [1, 2, 3, 4] and "cycle_a" in rows[0]
+    if recipe:
+        assert "d_r1" in rows[0] and "d_r1" not in rows[1] and "g_feat_ab" in rows[0]
 
 
 def test_from_checkpoint_rebuilds_all_four_networks_by_name(tmp_path, unpaired) -> None:
     trainer = tiny_cyclegan(tmp_path)
     trainer.lambda_cycle = 7.0
-    trainer.train_step(batch_of(unpaired))
+    trainer.train_on_batch(batch_of(unpaired))
     folder = trainer.save_checkpoint()
     assert sorted(read_checkpoint(folder).meta["models"]) == sorted(NETWORKS)
     restored = CycleGANTrainer.from_checkpoint(folder, device="cpu")
@@ -142,8 +164,8 @@ def test_from_checkpoint_rebuilds_all_four_networks_by_name(tmp_path, unpaired) 
 
 def test_both_generators_are_ordinary_saved_models(tmp_path, unpaired) -> None:
     trainer = tiny_cyclegan(tmp_path)
-    trainer.set_task_from_dataset(unpaired)
-    trainer.train_step(batch_of(unpaired))
+    trainer.task = task_from_dataset(trainer.task, unpaired)
+    trainer.train_on_batch(batch_of(unpaired))
     folder = trainer.save_checkpoint()
     assert {p.name for p in folder.iterdir() if p.is_dir()} == set(NETWORKS)
     image = torch.rand(1, 3, 32, 32) * 2 - 1
@@ -175,7 +197,7 @@ def test_fit_writes_two_direction_samples_and_validation(tmp_path, unpaired) -> 
     from PIL import Image
 
     grid = Image.open(tmp_path / "run" / "samples" / "epoch-0001.png")
-    single = Pix2PixTrainer.make_sample_grid(trainer, trainer._sample_batch)  # one direction only
+    single = Pix2PixTrainer.make_sample_grid(trainer, trainer.engine.sample_batch)  # one direction only
     assert grid.size == (single.shape[2], 2 * single.shape[1])  # A rows, then B rows
     rows = [json.loads(line) for line in (tmp_path / "run" / "val_log.jsonl").read_text().splitlines()]
     assert rows and "cycle_l1_b" in rows[0]

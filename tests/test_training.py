@@ -55,7 +55,7 @@ def test_train_step_updates_both_networks_and_batchnorm_statistics(tmp_path) -> 
     trainer = tiny_trainer(tmp_path)
     batch = batch_of(SyntheticPairs(length=2, size=32))
     g_before, d_before = weights(trainer.generator), weights(trainer.discriminator)
-    logs = trainer.train_step(batch)
+    logs = trainer.train_on_batch(batch)
     assert {"d_real", "d_fake", "d", "g_gan", "g_l1", "g"} <= logs.keys()
     assert all(isinstance(value, float) and math.isfinite(value) for value in logs.values())
     assert logs["d"] == pytest.approx(0.5 * (logs["d_real"] + logs["d_fake"]))
@@ -71,33 +71,33 @@ def test_train_step_updates_both_networks_and_batchnorm_statistics(tmp_path) -> 
 
 def test_l1_term_is_weighted_and_the_schedule_is_the_references(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path, lambda_l1=0.0, epochs=2, epochs_decay=3)
-    assert trainer.train_step(batch_of(SyntheticPairs(length=2, size=32)))["g_l1"] == 0.0
+    assert trainer.train_on_batch(batch_of(SyntheticPairs(length=2, size=32)))["g_l1"] == 0.0
     assert [trainer.lr_lambda(epoch) for epoch in range(5)] == pytest.approx([1, 1, 0.75, 0.5, 0.25])
 
 
 def test_bf16_channels_last_step(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path, precision="bf16", channels_last=True)
-    assert trainer.precision == "bf16" and trainer.channels_last
+    assert trainer.precision == "bf16" and trainer.engine.channels_last
     conv = trainer.generator.encoder[1][0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
-    logs = trainer.train_step(batch_of(SyntheticPairs(length=2, size=32)))
+    logs = trainer.train_on_batch(batch_of(SyntheticPairs(length=2, size=32)))
     assert all(math.isfinite(value) for value in logs.values())
     assert conv.dtype == torch.float32, "weights stay fp32 under autocast"
 
 
 def test_fp16_uses_a_grad_scaler(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path, precision="fp16")
-    assert trainer.grad_scaler.is_enabled()
-    trainer.train_step(batch_of(SyntheticPairs(length=2, size=32)))
-    assert trainer.grad_scaler.state_dict()["scale"] > 0
+    assert trainer.engine.grad_scaler.is_enabled()
+    trainer.train_on_batch(batch_of(SyntheticPairs(length=2, size=32)))
+    assert trainer.engine.grad_scaler.state_dict()["scale"] > 0
 
 
 def test_bad_batches_and_modules_are_named(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path)
     with pytest.raises(KeyError, match="'B'"):
-        trainer.train_step({"A": torch.zeros(1, 3, 32, 32)})
+        trainer.train_on_batch({"A": torch.zeros(1, 3, 32, 32)})
     with pytest.raises(ValueError, match=r"batch\['A'\].*\(3, 32, 32\)"):
-        trainer.train_step({"A": torch.zeros(3, 32, 32), "B": torch.zeros(3, 32, 32)})
+        trainer.train_on_batch({"A": torch.zeros(3, 32, 32), "B": torch.zeros(3, 32, 32)})
     with pytest.raises(TypeError, match="nn.Module"):
         Pix2PixTrainer(lambda x: x, PatchDiscriminator(), TrainConfig(**QUIET), device="cpu")
 
@@ -113,10 +113,10 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path) -> None:
 
     first = tiny_trainer(tmp_path / "resumed", **{**options, "max_steps": 2})
     first.fit(data)
-    assert (first.global_step, first.epoch, first.step_in_epoch) == (2, 0, 2)
+    assert (first.global_step, first.epoch, first.engine.step_in_epoch) == (2, 0, 2)
     torch.manual_seed(1234)  # whatever happens in between must not matter
     resumed = Pix2PixTrainer.from_checkpoint(tmp_path / "resumed" / "run", device="cpu", overrides={"max_steps": 4})
-    assert (resumed.global_step, resumed.step_in_epoch) == (2, 2)
+    assert (resumed.global_step, resumed.engine.step_in_epoch) == (2, 2)
     resumed.fit(data)
 
     assert_identical(weights(straight.generator), weights(resumed.generator))
@@ -158,7 +158,7 @@ def test_resume_with_ema_r1_and_spectral_norm_is_bit_identical(tmp_path) -> None
 
 def test_save_checkpoint_and_load_checkpoint_round_trip(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path)
-    trainer.train_step(batch_of(SyntheticPairs(length=2, size=32)))
+    trainer.train_on_batch(batch_of(SyntheticPairs(length=2, size=32)))
     path = trainer.save_checkpoint(tmp_path / "manual")
     assert sorted(p.name for p in path.iterdir()) == ["discriminator", "generator", "trainer.json", "trainer_state.pt"]
     assert sorted(p.name for p in (path / "generator").iterdir()) == ["README.md", "config.json", "model.safetensors"]
@@ -185,9 +185,9 @@ def test_checkpoints_keep_last_and_latest(tmp_path) -> None:
 
 def test_crash_while_saving_keeps_latest_intact(tmp_path, monkeypatch) -> None:
     trainer = tiny_trainer(tmp_path)
-    trainer.train_step(batch_of(SyntheticPairs(length=2, size=32)))
+    trainer.train_on_batch(batch_of(SyntheticPairs(length=2, size=32)))
     good = trainer.save_checkpoint()
-    trainer.train_step(batch_of(SyntheticPairs(length=2, size=32)))
+    trainer.train_on_batch(batch_of(SyntheticPairs(length=2, size=32)))
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
@@ -203,13 +203,13 @@ def test_crash_while_saving_keeps_latest_intact(tmp_path, monkeypatch) -> None:
 
 def test_ctrl_c_saves_a_checkpoint_and_returns(tmp_path) -> None:
     class Interrupting(Pix2PixTrainer):
-        def on_train_batch_end(self, batch, logs) -> None:
+        def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
             if self.global_step == 2:
                 raise KeyboardInterrupt
 
     trainer = tiny_trainer(tmp_path, cls=Interrupting, sample_every=0)
     trainer.fit(SyntheticPairs(length=5, size=32))
-    assert trainer.interrupted and trainer.global_step == 2
+    assert trainer.engine.interrupted and trainer.global_step == 2
     checkpoint = read_checkpoint(tmp_path / "run")
     assert (checkpoint.meta["global_step"], checkpoint.meta["step_in_epoch"]) == (2, 2)
 
@@ -246,21 +246,21 @@ def test_fit_writes_logs_samples_validation_and_limits(tmp_path) -> None:
     assert rows[-1]["lr"] == pytest.approx(2e-4 * 0.5)  # second epoch: first decay epoch of 1
     val = [json.loads(line) for line in (run / "val_log.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in val] == [1, 2] and {"l1", "psnr", "ssim"} <= val[0].keys()
-    assert trainer.last_validation == pytest.approx({k: val[-1][k] for k in trainer.last_validation})
+    assert trainer.engine.last_validation == pytest.approx({k: val[-1][k] for k in trainer.engine.last_validation})
     assert val[-1]["norm_mode"] == trainer.task.recommended_norm_mode in ("running", "per_image")
-    assert {"l1_running", "l1_per_image"} <= trainer.last_validation.keys()
+    assert {"l1_running", "l1_per_image"} <= trainer.engine.last_validation.keys()
     with Image.open(run / "samples" / "epoch-0002.png") as grid:
         assert grid.size == (3 * 32 + 4 * 2, 2 * 32 + 3 * 2)  # 3 columns, 2 rows, padding 2
     assert TrainConfig.from_json(run / "train_config.json") == trainer.config
     pytest.importorskip("tensorboard")
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
-    assert trainer.stop_reason == "schedule finished"
+    assert trainer.engine.stop_reason == "schedule finished"
 
 
 def test_max_seconds_stops_training(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path, max_seconds=0.0, sample_every=0)
     trainer.fit(SyntheticPairs(length=5, size=32))
-    assert trainer.global_step == 1 and trainer.stop_reason.startswith("max_seconds")
+    assert trainer.global_step == 1 and trainer.engine.stop_reason.startswith("max_seconds")
     assert read_checkpoint(tmp_path / "run").meta["global_step"] == 1
 
 
@@ -304,7 +304,7 @@ def test_compiled_step_matches_eager_closely(tmp_path) -> None:
         seed_everything(0)
         models = UNetGenerator(num_downs=3, base_channels=8, dropout=0.0), PatchDiscriminator(base_channels=8, n_layers=1)
         config = TrainConfig(out_dir=str(tmp_path / str(compile_)), precision="fp32", compile=compile_, **QUIET)
-        results.append(Pix2PixTrainer(*models, config, device="cpu").train_step(batch))
+        results.append(Pix2PixTrainer(*models, config, device="cpu").train_on_batch(batch))
     expected, got = results
     assert got.keys() == expected.keys()
     for name in expected:
@@ -317,7 +317,7 @@ def test_load_pretrained_and_translate_read_training_checkpoints(tmp_path) -> No
     from pix2pix_lib import load_pretrained, translate
 
     trainer = tiny_trainer(tmp_path)
-    trainer.train_step(batch_of(SyntheticPairs(length=2, size=32)))
+    trainer.train_on_batch(batch_of(SyntheticPairs(length=2, size=32)))
     folder = trainer.save_checkpoint()
     run = tmp_path / "run"
     image = torch.rand(1, 3, 32, 32) * 2 - 1
@@ -365,7 +365,7 @@ def test_validation_shards_cover_every_image_once_across_ranks(tmp_path) -> None
     dataset = SyntheticPairs(length=5, size=32)
     seen = []
     for rank in range(2):
-        trainer.distributed = DistributedContext(rank=rank, local_rank=rank, world_size=2)
-        loader = eval_dataloader(dataset, trainer.distributed, batch_size=2, num_workers=0, pin_memory=False)
+        trainer.engine.distributed = DistributedContext(rank=rank, local_rank=rank, world_size=2)
+        loader = eval_dataloader(dataset, trainer.engine.distributed, batch_size=2, num_workers=0, pin_memory=False)
         seen += [path for batch in loader for path in batch["path"]]
     assert sorted(seen) == sorted(dataset[i]["path"] for i in range(5))

@@ -36,8 +36,8 @@ LAUNCHER = textwrap.dedent(
                 if "running" not in name and "num_batches" not in name:
                     digest.update(name.encode()); digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         folder = os.environ["CHECKSUM_DIR"]
-        with open(os.path.join(folder, f"rank{self.distributed.rank}.json"), "w") as file:
-            json.dump({"sha": digest.hexdigest(), "step": self.global_step, "world": self.distributed.world_size}, file)
+        with open(os.path.join(folder, f"rank{self.engine.distributed.rank}.json"), "w") as file:
+            json.dump({"sha": digest.hexdigest(), "step": self.global_step, "world": self.engine.distributed.world_size}, file)
 
     Pix2PixTrainer.on_train_end = on_train_end
     sys.exit(cli.main(sys.argv[1:]))

@@ -28,7 +28,7 @@ def test_auto_turns_copies_on_for_bf16_on_cpus_with_amx_only(tmp_path, monkeypat
     cpu = torch.device("cpu")
     monkeypatch.setattr(devices, "cpu_has_amx", lambda: False)
     assert not resolve_weight_copies("auto", "bf16", cpu, distributed=False)
-    assert not trainer_for(tmp_path, "auto").weight_copies
+    assert not trainer_for(tmp_path, "auto").engine.weight_copies
     monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)
     assert resolve_weight_copies("auto", "bf16", cpu, distributed=False)
     assert not resolve_weight_copies("auto", "fp32", cpu, distributed=False)
@@ -39,8 +39,8 @@ def test_auto_turns_copies_on_for_bf16_on_cpus_with_amx_only(tmp_path, monkeypat
         resolve_weight_copies(True, "fp32", cpu, distributed=False)
     with pytest.raises(ValueError, match="TrainConfig.weight_copies='yes' is invalid"):
         TrainConfig(weight_copies="yes")
-    assert trainer_for(tmp_path, "auto").weight_copies
-    assert not trainer_for(tmp_path, "auto", precision="fp32").weight_copies
+    assert trainer_for(tmp_path, "auto").engine.weight_copies
+    assert not trainer_for(tmp_path, "auto", precision="fp32").engine.weight_copies
 
 
 def test_only_plain_convolution_weights_are_copied() -> None:
@@ -98,9 +98,9 @@ def test_copies_follow_the_weights_after_fused_adam_and_load_state_dict() -> Non
 def test_training_with_copies_matches_bf16_autocast(tmp_path) -> None:
     batch = batch_of(SyntheticPairs(length=2, size=32))
     autocast, copies = trainer_for(tmp_path, False), trainer_for(tmp_path, True)
-    assert copies.weight_copies and not autocast.weight_copies
+    assert copies.engine.weight_copies and not autocast.engine.weight_copies
     for _ in range(3):
-        logs_autocast, logs_copies = autocast.train_step(batch), copies.train_step(batch)
+        logs_autocast, logs_copies = autocast.train_on_batch(batch), copies.train_on_batch(batch)
         for name in logs_autocast:
             assert logs_copies[name] == pytest.approx(logs_autocast[name], rel=0.05, abs=0.02), name
         for module in ("generator", "discriminator"):  # the next call sees this step's weights
@@ -123,8 +123,8 @@ def test_resume_with_weight_copies_is_bit_identical(tmp_path) -> None:
     straight.fit(data)
     first = trainer_for(tmp_path / "resumed", True, **{**options, "max_steps": 2})
     first.fit(data)
-    resumed = Pix2PixTrainer.from_checkpoint(first.run_dir, device="cpu", overrides={"max_steps": 4})
-    assert resumed.weight_copies
+    resumed = Pix2PixTrainer.from_checkpoint(first.engine.run_dir, device="cpu", overrides={"max_steps": 4})
+    assert resumed.engine.weight_copies
     resumed.fit(data)
     assert_identical(weights(straight.generator), weights(resumed.generator))
     assert_identical(weights(straight.discriminator), weights(resumed.discriminator))

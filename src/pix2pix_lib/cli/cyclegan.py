@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from .model_flags import add_model_flags, build_models
-from .training import _TRAIN_OPTIONS, fit_and_report
+from .training import _TRAIN_OPTIONS, fit_and_report, resume_source
 
 #: builders of a new CycleGAN run (the reference's), unless --generator / --discriminator say otherwise
 DEFAULT_BUILDERS = {"generator": "resnet_9blocks", "discriminator": "patchgan_70"}
@@ -37,7 +37,9 @@ def add_cyclegan(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--crop-size", type=int, default=256, help="random crop size (default: 256)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/cyclegan)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    parser.add_argument("--resume", type=Path, default=None, help="checkpoint or run folder to continue from")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN|auto",
+                        help="checkpoint or run folder to continue from, writing into that run (unless --out says "
+                             "otherwise); 'auto': the run in --out if there is one, else a new run")
     parser.add_argument("--config", type=Path, default=None, help="TrainConfig JSON file to start from")
     for flag, option, kind, text in _OPTIONS:
         default = "lsgan" if option == "gan_mode" else "the TrainConfig default"
@@ -84,7 +86,7 @@ def _datasets(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _run_cyclegan(args: argparse.Namespace) -> int:
-    from ..training import CycleGANTrainer, TrainConfig, seed_everything, shutdown_distributed
+    from ..training import CycleGANTrainer, TrainConfig, cyclegan_config, seed_everything, shutdown_distributed
 
     overrides = {option: getattr(args, option) for _, option, _, _ in _OPTIONS}
     overrides.update(progress_bar=args.progress_bar, tensorboard=args.tensorboard)
@@ -97,13 +99,14 @@ def _run_cyclegan(args: argparse.Namespace) -> int:
             print("error: --config cannot be combined with --resume (the checkpoint holds the config)", file=sys.stderr)
             return 2
         try:
-            base = TrainConfig.from_json(args.config) if args.config else CycleGANTrainer.default_config()
+            base = TrainConfig.from_json(args.config) if args.config else cyclegan_config()
             config = base.replace(**overrides)
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        if args.resume is not None:
-            trainer = CycleGANTrainer.from_checkpoint(args.resume, device=args.device, overrides=overrides)
+        resume = resume_source(args.resume, config.out_dir)
+        if resume is not None:
+            trainer = CycleGANTrainer.from_checkpoint(resume, device=args.device, overrides=overrides)
             for name, value in losses.items():
                 setattr(trainer, name, float(value))
         else:
@@ -111,11 +114,11 @@ def _run_cyclegan(args: argparse.Namespace) -> int:
             first = train_set[0]
             models = _build_models(args, first["A"].shape[0], first["B"].shape[0])
             trainer = CycleGANTrainer(config=config, device=args.device, pool_size=args.pool_size, **losses, **models)
-        if trainer.distributed.is_main_process:
+        if trainer.engine.distributed.is_main_process:
             print(
                 f"training CycleGAN on {len(train_set.files_a)} A and {len(train_set.files_b)} B images from {args.data}, "
-                f"device {trainer.device} x{trainer.distributed.world_size}, precision {trainer.precision}, "
-                f"from step {trainer.global_step}; run folder {trainer.run_dir}",
+                f"device {trainer.device} x{trainer.engine.distributed.world_size}, precision {trainer.precision}, "
+                f"from step {trainer.global_step}; run folder {trainer.engine.run_dir}",
                 flush=True,
             )
         return fit_and_report(trainer, train_set, val_set, " (G_AB: generator/, G_BA: generator_ba/)")

@@ -21,20 +21,32 @@ DEFAULT_BUILDERS = {"generator": "unet_256", "discriminator": "patchgan_70"}
 def fit_and_report(trainer: Any, train_set: Any, val_set: Any, folders: str = "") -> int:
     """``trainer.fit`` for a command: prints where it stopped and the last validation; returns the exit status
     (1 for a non-finite loss, 128 + the signal number when a signal stopped it, else 0)."""
-    from ..training import NonFiniteLossError
+    from ..training import NonFiniteLossError, RunExistsError
 
     try:
         trainer.fit(train_set, val_set)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if trainer.distributed.is_main_process:
-        latest = trainer.run_dir / "checkpoints"
-        print(f"stopped at step {trainer.global_step} (epoch {trainer.epoch}): {trainer.stop_reason}; "
+    except RunExistsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if trainer.engine.distributed.is_main_process:
+        latest = trainer.engine.run_dir / "checkpoints"
+        print(f"stopped at step {trainer.global_step} (epoch {trainer.epoch}): {trainer.engine.stop_reason}; "
               f"checkpoints in {latest}{folders}")  # fmt: skip
-        if trainer.last_validation:
-            print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in trainer.last_validation.items()))
-    return _exit_code(trainer.stop_reason) if trainer.interrupted else 0
+        if trainer.engine.last_validation:
+            print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in trainer.engine.last_validation.items()))
+    return _exit_code(trainer.engine.stop_reason) if trainer.engine.interrupted else 0
+
+
+def resume_source(resume: Path | None, out_dir: str) -> Path | None:
+    """``--resume``'s checkpoint or run folder; ``--resume auto``: the run in ``out_dir`` if it holds one, else None."""
+    if resume is None or str(resume) != "auto":
+        return resume
+    from ..training import CheckpointManager
+
+    return Path(out_dir) if CheckpointManager(Path(out_dir) / "checkpoints").latest is not None else None
 
 
 def _exit_code(stop_reason: str | None) -> int:
@@ -80,12 +92,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     trainer.fit(train_set)
     after = trainer.validate(val_set)
     grid = trainer.save_samples(args.out / "samples.png", val_set)
-    latest = trainer.run_dir / "checkpoints"
+    latest = trainer.engine.run_dir / "checkpoints"
     print(f"trained {trainer.global_step} steps; samples (input | generated | target) in {grid}; checkpoints in {latest}")
     for name in ("l1", "psnr", "ssim"):
         print(f"validation {name}: {before[name]:.4f} untrained -> {after[name]:.4f} trained")
     print(f"test-time norm mode chosen by validation: {trainer.task.recommended_norm_mode}")
-    return _exit_code(trainer.stop_reason) if trainer.interrupted else 0
+    return _exit_code(trainer.engine.stop_reason) if trainer.engine.interrupted else 0
 
 
 # --- train ------------------------------------------------------------------------------------------
@@ -134,9 +146,15 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--load-size", type=int, default=286, help="resize to this before cropping (default: 286)")
     parser.add_argument("--crop-size", type=int, default=256, help="random crop size (default: 256)")
+    parser.add_argument(
+        "--on-error", choices=("raise", "skip"), default="raise",
+        help="unreadable training images: stop before training with their list (raise, default) or leave them out (skip)",
+    )
     parser.add_argument("--out", type=Path, default=None, help=f"run folder (default: {TrainConfig.out_dir})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    parser.add_argument("--resume", type=Path, default=None, help="checkpoint or run folder to continue from")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN|auto",
+                        help="checkpoint or run folder to continue from, writing into that run (unless --out says "
+                             "otherwise); 'auto': the run in --out if there is one, else a new run")
     parser.add_argument("--config", type=Path, default=None, help="TrainConfig JSON file to start from")
     for flag, option, kind, text in _TRAIN_OPTIONS:
         parser.add_argument(flag, type=kind, default=None, help=f"{text} (default: {getattr(TrainConfig, option)})")
@@ -168,7 +186,7 @@ def _run_train(args: argparse.Namespace) -> int:
     overrides = {option: value for option, value in overrides.items() if value is not None}
 
     sizes = {"load_size": args.load_size, "crop_size": args.crop_size}
-    train_set = PairedImageDataset(args.data, direction=args.direction, train=True, **sizes)
+    train_set = PairedImageDataset(args.data, direction=args.direction, train=True, on_error=args.on_error, **sizes)
     val_set = None if args.val_data is None else PairedImageDataset(args.val_data, direction=args.direction, train=False, **sizes)
     try:
         if args.resume is not None and args.config is not None:
@@ -180,9 +198,9 @@ def _run_train(args: argparse.Namespace) -> int:
         except ValueError as error:  # a bad option value: a usage error
             print(f"error: {error}", file=sys.stderr)
             return 2
-        resumed = None
-        if args.resume is not None:  # a bad checkpoint is an ordinary error (one line, or --debug)
-            resumed = Pix2PixTrainer.from_checkpoint(args.resume, device=args.device, overrides=overrides)
+        resumed, resume = None, resume_source(args.resume, config.out_dir)
+        if resume is not None:  # a bad checkpoint is an ordinary error (one line, or --debug)
+            resumed = Pix2PixTrainer.from_checkpoint(resume, device=args.device, overrides=overrides)
         if resumed is not None:
             trainer = resumed
             if trainer.task.direction not in (None, args.direction):
@@ -203,11 +221,11 @@ def _run_train(args: argparse.Namespace) -> int:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
             trainer = Pix2PixTrainer(generator, discriminator, config, device=args.device)
-        if trainer.distributed.is_main_process:
+        if trainer.engine.distributed.is_main_process:
             print(
                 f"training on {len(train_set)} pairs from {args.data} ({args.direction}), device {trainer.device} "
-                f"x{trainer.distributed.world_size}, precision {trainer.precision}, channels_last {trainer.channels_last}, "
-                f"from step {trainer.global_step}; run folder {trainer.run_dir}",
+                f"x{trainer.engine.distributed.world_size}, precision {trainer.precision}, channels_last {trainer.engine.channels_last}, "
+                f"from step {trainer.global_step}; run folder {trainer.engine.run_dir}",
                 flush=True,
             )
         return fit_and_report(trainer, train_set, val_set)

@@ -55,6 +55,24 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+def check_image_header(path: str | os.PathLike) -> None:
+    """Read only ``path``'s header (milliseconds even for big files): :class:`ImageLoadError` naming the file when
+    it is missing, not an image Pillow can identify, or over Pillow's pixel limit; truncated data is found on decoding."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.size  # noqa: B018 - the header is parsed by open()
+    except FileNotFoundError as error:
+        raise ImageLoadError(path, "the file does not exist") from error
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise ImageLoadError(path, f"decompression bomb guard: {error}") from error
+    except UnidentifiedImageError as error:
+        raise ImageLoadError(path, "not an image file Pillow can identify") from error
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
+        raise ImageLoadError(path, f"corrupt header ({type(error).__name__}: {error})") from error
+
+
 def read_image(path: str | os.PathLike) -> Image.Image:
     """Decode ``path`` fully into an 8-bit ``"L"`` or ``"RGB"`` Pillow image (rules in the module docs).
 

@@ -32,6 +32,7 @@ from torchvision import tv_tensors
 from .image_io import (
     IMAGE_EXTENSIONS,
     ImageLoadError,
+    check_image_header,
     is_image_file,
     read_image,
     to_channels,
@@ -203,6 +204,25 @@ class PairedImageDataset(Dataset):
                 errors.append(error)
         self.pairs = kept
         self._unreadable.clear()
+        return errors
+
+    def check_headers(self, progress: bool = True) -> list[ImageLoadError]:
+        """Read every file's header (fast: no decoding) and return the errors of the unreadable ones; with
+        ``on_error="skip"`` their pairs are also removed. The trainer runs this before its first step."""
+        from tqdm.auto import tqdm
+
+        errors: list[ImageLoadError] = []
+        kept: list[PairFiles] = []
+        for files in tqdm(self.pairs, desc="checking image headers", unit="pair", disable=not progress, leave=False):
+            try:
+                for path in (files.a,) if files.b is None else (files.a, files.b):
+                    check_image_header(path)
+                kept.append(files)
+            except ImageLoadError as error:
+                errors.append(error)
+        if self.on_error == "skip" and errors:
+            self.pairs = kept
+            self._unreadable.clear()
         return errors
 
     def _read_halves(self, files: PairFiles) -> tuple[Image.Image, Image.Image]:

@@ -1,15 +1,18 @@
-"""Training pix2pix: :class:`Pix2PixTrainer` (subclassable, resumable, DDP-ready) and :class:`TrainConfig`;
-:class:`CycleGANTrainer`, its unpaired subclass.
+"""Training: an :class:`Engine` decides *when* (epochs, budgets, checkpoints, resume, DDP, precision,
+logging); a recipe decides *what* (:class:`GANRecipe`: networks, optimizers, ``training_step``,
+validation, samples). :class:`Pix2PixTrainer` and :class:`CycleGANTrainer` are recipes.
 
 See ``docs/training.md`` for the guide and the table of options, ``docs/cyclegan.md`` for CycleGAN.
 """
 
+from ._engine import Engine, RunExistsError
+from ._loss_log import NonFiniteLossError
+from ._recipe import GANRecipe
 from .checkpoint import CheckpointManager, read_checkpoint
 from .config import TrainConfig
-from .cyclegan import CycleGANTrainer, ImagePool
+from .cyclegan import CycleGANTrainer, ImagePool, cyclegan_config
 from .distributed import shutdown_distributed
-from .losses import GANLoss
-from .loop import NonFiniteLossError
+from .losses import GANLoss, feature_matching_loss
 from .rng import seed_everything
 from .run_lock import RunLockedError
 from .signals import TrainingInterrupted
@@ -18,13 +21,18 @@ from .trainer import Pix2PixTrainer
 __all__ = [
     "CheckpointManager",
     "CycleGANTrainer",
+    "Engine",
     "GANLoss",
+    "GANRecipe",
     "ImagePool",
     "NonFiniteLossError",
     "Pix2PixTrainer",
+    "RunExistsError",
     "RunLockedError",
     "TrainConfig",
     "TrainingInterrupted",
+    "cyclegan_config",
+    "feature_matching_loss",
     "read_checkpoint",
     "seed_everything",
     "shutdown_distributed",

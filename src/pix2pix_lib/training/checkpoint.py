@@ -118,9 +118,8 @@ def write_checkpoint(
 
 def fill_checkpoint(folder: Path, models: CheckpointModels, trainer_state: dict[str, Any], meta: dict[str, Any]) -> None:
     """Write the checkpoint files into the (new, empty) ``folder``: one folder per model, the state, the metadata."""
-    for name in (GENERATOR_DIR, DISCRIMINATOR_DIR):
-        if name not in models:
-            raise ValueError(f"a checkpoint needs a {name!r} model, got {', '.join(models)}")
+    if GENERATOR_DIR not in models:
+        raise ValueError(f"a checkpoint needs a {GENERATOR_DIR!r} model, got {', '.join(models)}")
     for name, (module, task) in models.items():
         if not _MODEL_FOLDER.match(name):
             raise ValueError(f"checkpoint model name {name!r} must be lower-case letters, digits and '_'")

@@ -48,6 +48,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_l1: float = 100.0
+    lambda_feat: float = 0.0
     """Weight of the L1 term in the generator loss."""
     gan_mode: GanMode = "vanilla"
     """``"vanilla"`` (BCE with logits, the paper), ``"lsgan"`` (least squares) or ``"hinge"``."""
@@ -143,6 +144,8 @@ class TrainConfig:
             fail("val_fraction", "a number in [0, 1)")
         if not is_number(self.lambda_l1) or self.lambda_l1 < 0:
             fail("lambda_l1", "a number >= 0")
+        if not is_number(self.lambda_feat) or self.lambda_feat < 0:
+            fail("lambda_feat", "a number >= 0")
         if self.gan_mode not in GAN_MODES:
             fail("gan_mode", f"one of {', '.join(map(repr, GAN_MODES))}")
         if self.lr_scaling not in LR_SCALINGS:

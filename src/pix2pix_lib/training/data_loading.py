@@ -7,6 +7,7 @@ checkpoint and ``save_pretrained`` folder then carries.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -93,7 +94,7 @@ def task_from_dataset(task: TaskMetadata | None, dataset: Dataset) -> TaskMetada
     """``task`` with what the training ``dataset`` says filled in where ``task`` says nothing.
 
     Fills ``direction`` (from ``dataset.direction``), ``image_size`` (its crop size), ``trained_on``
-    (its folder) and the pixel ranges (its ``value_range``). Raises :class:`ValueError` when
+    (its folder's name: never an absolute path of the machine it trained on) and the pixel ranges (its ``value_range``). Raises :class:`ValueError` when
     ``task`` and the dataset disagree on the direction or the pixel range: the generator would
     otherwise be saved as doing something it was not trained to do.
     """
@@ -120,5 +121,5 @@ def task_from_dataset(task: TaskMetadata | None, dataset: Dataset) -> TaskMetada
     root = getattr(dataset, "root", None)
     if task.trained_on is None and root is not None:
         kind = "pairs" if getattr(dataset, "aligned", True) else "unpaired items"
-        changes["trained_on"] = f"{len(dataset)} {kind} from {root}"  # type: ignore[arg-type]
+        changes["trained_on"] = f"{len(dataset)} {kind} from {Path(root).name}"  # type: ignore[arg-type]  # no server paths
     return task.replace(**changes) if changes else task

@@ -21,8 +21,9 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-__all__ = ["GENERATOR_RAW_DIR", "GeneratorEMA", "weights_source"]
+__all__ = ["GENERATOR_RAW_DIR", "GeneratorEMA", "raw_folder", "weights_source"]
 
+RAW_SUFFIX = "_raw"
 #: checkpoint folder of the trained generator's own weights when the saved ``generator/`` is the EMA
 GENERATOR_RAW_DIR = "generator_raw"
 
@@ -71,15 +72,21 @@ class GeneratorEMA:
         self._averaged.n_averaged.fill_(self._updates)
 
 
+def raw_folder(name: str) -> str:
+    """Checkpoint folder of network ``name``'s trained weights when ``name/`` holds its average (``generator_raw``)."""
+    return f"{name}{RAW_SUFFIX}"
+
+
 def weights_source(role: str, saved: list[str], trainer_roles: list[str]) -> str:
     """Which saved folder fills the trainer's network ``role`` on resume.
 
     With EMA the trainer has ``generator`` (the average) and ``generator_raw`` (trained weights); a
     checkpoint without ``generator_raw/`` (saved without EMA) starts both from ``generator/``. A trainer
     without EMA resuming a checkpoint with ``generator_raw/`` continues from the trained weights.
+    The same holds for every averaged network (``generator_ba`` / ``generator_ba_raw`` in CycleGAN).
     """
-    if role == GENERATOR_RAW_DIR and GENERATOR_RAW_DIR not in saved:
-        return "generator"
-    if role == "generator" and GENERATOR_RAW_DIR in saved and GENERATOR_RAW_DIR not in trainer_roles:
-        return GENERATOR_RAW_DIR
+    if role.endswith(RAW_SUFFIX) and role not in saved:
+        return role.removesuffix(RAW_SUFFIX)
+    if raw_folder(role) in saved and raw_folder(role) not in trainer_roles:
+        return raw_folder(role)
     return role

@@ -62,3 +62,9 @@ def l1_loss(fake: Tensor, target: Tensor) -> Tensor:
         raise ValueError(f"generated image {tuple(fake.shape)} and target {tuple(target.shape)} differ in shape")
     return F.l1_loss(fake.float(), target.float())
 
+
+
+def feature_matching_loss(fake_features, real_features) -> Tensor:  # provisional: replaced by the msd branch
+    """Mean over scales and layers of L1(fake feature, real feature.detach())."""
+    terms = [F.l1_loss(f.float(), r.detach().float()) for fs, rs in zip(fake_features, real_features) for f, r in zip(fs, rs)]
+    return sum(terms) / len(terms)

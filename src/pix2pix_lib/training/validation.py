@@ -18,10 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..metrics import mae, psnr, ssim
 from ..norm_modes import DEFAULT_NORM_MODE, DETERMINISTIC_NORM_MODES, NormMode, inference_norm, resolve_norm_mode
+from ..pixels import PixelRange, to_unit
 from .distributed import all_reduce_sum
 
-__all__ = ["SELECTION_METRIC", "candidate_norm_modes", "choose_norm_mode", "dataset_means", "per_mode_metrics"]
+__all__ = [
+    "SELECTION_METRIC", "candidate_norm_modes", "choose_norm_mode", "dataset_means", "per_mode_metrics", "translation_metrics",
+]
 
 #: The validation metric that decides the mode (lower is better): the generator's own L1 objective.
 SELECTION_METRIC = "l1"
@@ -38,15 +42,15 @@ def dataset_means(
     generator: nn.Module,
     mode: NormMode,
     batches: Iterable[Mapping[str, Any]],
-    step: Callable[[Mapping[str, Any]], dict[str, Tensor]],
+    step: Callable[[Any, int], Mapping[str, Tensor]],
     device: torch.device,
 ) -> dict[str, float]:
-    """Means over all images (and all processes under DDP) of ``step``'s per-image values, in ``mode``."""
+    """Means over all images (and all processes under DDP) of ``step(batch, batch_idx)``'s per-image values, in ``mode``."""
     sums: dict[str, Tensor] = {}
     count = torch.zeros((), dtype=torch.float64, device=device)
     with torch.no_grad(), inference_norm(generator, mode):
-        for batch in batches:
-            for name, values in step(batch).items():
+        for index, batch in enumerate(batches):
+            for name, values in step(batch, index).items():
                 total = values.detach().double().sum()
                 sums[name] = sums[name] + total if name in sums else total
             count += batch["A"].shape[0]
@@ -73,3 +77,10 @@ def per_mode_metrics(results: Mapping[NormMode, Mapping[str, float]], prefix: st
     if len(results) < 2:
         return {}
     return {f"{prefix}{name}_{mode}": value for mode, values in results.items() for name, value in values.items()}
+
+
+def translation_metrics(fake: Tensor, target: Tensor, value_range: PixelRange) -> dict[str, Tensor]:
+    """Per-image ``l1`` (mean absolute error), ``psnr`` (dB) and ``ssim`` of generated vs target images given
+    in ``value_range``, both mapped to [0, 1] and clamped: what validation scores."""
+    fake, target = to_unit(fake, value_range).clamp(0, 1), to_unit(target, value_range).clamp(0, 1)
+    return {"l1": mae(fake, target), "psnr": psnr(fake, target), "ssim": ssim(fake, target)}

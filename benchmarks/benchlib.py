@@ -2,8 +2,8 @@
 
 All contenders of one task and batch size run in one process, alternating round-robin for several
 rounds, so drift of a shared machine (other jobs, clock changes) hits them all alike; the median
-round is reported. Contenders are :meth:`Pix2PixTrainer.train_step
-<pix2pix_lib.training.Pix2PixTrainer.train_step>` and :func:`pix2pix_lib.inference.translate` in each
+round is reported. Contenders are :meth:`Pix2PixTrainer.train_on_batch
+<pix2pix_lib.training.Pix2PixTrainer.train_on_batch>` and :func:`pix2pix_lib.inference.translate` in each
 :class:`Setting` (precision x memory layout x compile), and the baseline: the reference
 implementation's networks and step, eager fp32 NCHW, kept in ``benchmarks/baseline.py`` of the
 source tree. Run it as ``python benchmarks/bench.py``; see
@@ -143,7 +143,7 @@ class Measurement:
     contender: str
     """``"baseline"`` or a :attr:`Setting.name`."""
     implementation: str
-    """What ran: ``benchmarks/baseline.py``, ``Pix2PixTrainer.train_step``, ``translate`` or a stand-in."""
+    """What ran: ``benchmarks/baseline.py``, ``Pix2PixTrainer.train_on_batch``, ``translate`` or a stand-in."""
     seconds: list[float]
     """Wall-clock seconds per iteration, one value per round."""
     cpu_seconds: list[float] = field(default_factory=list)
@@ -249,7 +249,7 @@ def _library_models(config: BenchmarkConfig) -> tuple[torch.nn.Module, torch.nn.
 
 
 def _build_trainer_step(spec: _ContenderSpec, device: torch.device) -> tuple[Callable[[], Any], str]:
-    """``Pix2PixTrainer.train_step`` on a fixed random batch in ``spec.setting``."""
+    """``Pix2PixTrainer.train_on_batch`` on a fixed random batch in ``spec.setting``."""
     from pix2pix_lib.training import Pix2PixTrainer, TrainConfig
 
     setting = spec.setting
@@ -268,7 +268,7 @@ def _build_trainer_step(spec: _ContenderSpec, device: torch.device) -> tuple[Cal
     trainer = Pix2PixTrainer(generator, discriminator, train_config, device=device)
     size = spec.config.image_size
     batch = {"A": _random_images(spec.batch_size, size, device, 1), "B": _random_images(spec.batch_size, size, device, 2)}
-    return (lambda: trainer.train_on_batch(batch)), "Pix2PixTrainer.train_step"
+    return (lambda: trainer.train_on_batch(batch)), "Pix2PixTrainer.train_on_batch"
 
 
 def _build_translate(spec: _ContenderSpec, device: torch.device) -> tuple[Callable[[], Any], str]:

@@ -2,7 +2,7 @@
 
 Runs the same number of steps three ways on one paired dataset, with the default ``TrainConfig``:
 
-* ``bare step``: ``Pix2PixTrainer.train_step`` on one batch already in memory (compute only);
+* ``bare step``: ``Pix2PixTrainer.train_on_batch`` on one batch already in memory (compute only);
 * ``bare loop``: ``train_step`` over the trainer's own DataLoader (compute + data loading), the
   loop a user would write;
 * ``fit()``: the whole training path with its defaults (hold-out, logging, progress bar, sample

@@ -58,7 +58,7 @@ def test_run_benchmark_measures_every_contender_against_the_baseline(tmp_path: P
         assert m.median_s > 0 and m.images_per_s == pytest.approx(m.batch_size / m.median_s)
         assert m.gflop is not None and m.gflop > 0 and m.gflops_per_s > 0
     assert rows["train", 1, "baseline"].ratio_to_baseline == pytest.approx(1.0)
-    assert rows["train", 1, "fp32"].implementation == "Pix2PixTrainer.train_step"
+    assert rows["train", 1, "fp32"].implementation == "Pix2PixTrainer.train_on_batch"
     assert rows["infer", 2, "fp32"].implementation.startswith("translate")
     # training does forward + backward: more FLOPs per image than translating
     assert rows["train", 1, "baseline"].gflop > rows["infer", 2, "baseline"].gflop / 2

@@ -30,7 +30,7 @@ def test_subclass_example_trains_with_the_kl_term(subclass_example, tmp_path) ->
     assert all(row["g"] == pytest.approx(row["g_gan"] + row["g_l1"] + 2 * row["g_kl"], rel=1e-4) for row in rows)
 
     # The override really changes the objective: the subclass loss is the base loss + beta * KL.
-    batch = trainer.transfer_batch_to_device(default_collate([SyntheticPairs(length=1, size=32)[0]]))
+    batch = trainer.transfer_batch_to_device(default_collate([SyntheticPairs(length=1, size=32)[0]]), trainer.device, 0)
     with torch.no_grad():
         fake = trainer.generator(batch["A"])
         loss, logs = trainer.generator_loss(batch, fake)
@@ -47,3 +47,16 @@ def test_kl_divergence_is_zero_for_identical_images(subclass_example) -> None:
     kl = subclass_example["kl_divergence"]
     assert kl(images, images).abs().item() < 1e-5
     assert kl(images, images.flip(-1)).item() > 0
+
+
+def test_the_short_loss_term_example_adds_its_term(tmp_path) -> None:
+    example = runpy.run_path(str(EXAMPLES / "add_a_loss_term.py"), run_name="example")
+    assert len((EXAMPLES / "add_a_loss_term.py").read_text().splitlines()) <= 40
+    from pix2pix_lib import PatchDiscriminator, UNetGenerator
+    from pix2pix_lib.training import TrainConfig
+
+    config = TrainConfig(max_steps=2, batch_size=2, out_dir=str(tmp_path / "tv"), precision="fp32", progress_bar=False, tensorboard=False)
+    trainer = example["TVPix2PixTrainer"](UNetGenerator(num_downs=3, base_channels=8), PatchDiscriminator(base_channels=8, n_layers=1), config, device="cpu")
+    trainer.tv_weight = 3.0
+    logs = trainer.train_on_batch(default_collate([SyntheticPairs(length=2, size=32)[i] for i in range(2)]))
+    assert logs["g_tv"] > 0 and logs["g"] == pytest.approx(logs["g_gan"] + logs["g_l1"] + logs["g_tv"], rel=1e-5)

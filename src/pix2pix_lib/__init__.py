@@ -9,11 +9,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 #: public name -> the submodule that defines it
 _EXPORTS = {
     "PairedImageDataset": ".data",
+    "UnpairedImageDataset": ".data",
     "SyntheticPairs": ".data",
     "download_dataset": ".data",
     "available_devices": ".devices",
@@ -22,15 +23,20 @@ _EXPORTS = {
     "export": ".exporting",
     "translate": ".inference",
     "CheckpointError": ".models",
+    "HugGANGenerator": ".models",
     "PatchDiscriminator": ".models",
     "ResnetGenerator": ".models",
     "TaskMetadata": ".models",
     "UNetGenerator": ".models",
     "create_model": ".models",
+    "list_models": ".models",
     "DEFAULT_NORM_MODE": ".norm_modes",
     "inference_norm": ".norm_modes",
     "list_pretrained": ".pretrained",
     "load_pretrained": ".pretrained",
+    "CycleGANTrainer": ".training",
+    "Engine": ".training",
+    "GANRecipe": ".training",
     "Pix2PixTrainer": ".training",
     "TrainConfig": ".training",
 }
@@ -52,19 +58,21 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from .data import PairedImageDataset, SyntheticPairs, download_dataset  # noqa: F401
+    from .data import PairedImageDataset, SyntheticPairs, UnpairedImageDataset, download_dataset  # noqa: F401
     from .devices import available_devices, select_device  # noqa: F401
     from .evaluation import evaluate  # noqa: F401
     from .exporting import export  # noqa: F401
     from .inference import translate  # noqa: F401
     from .models import (  # noqa: F401
         CheckpointError,
+        HugGANGenerator,
         PatchDiscriminator,
         ResnetGenerator,
         TaskMetadata,
         UNetGenerator,
         create_model,
+        list_models,
     )
     from .norm_modes import DEFAULT_NORM_MODE, inference_norm  # noqa: F401
     from .pretrained import list_pretrained, load_pretrained  # noqa: F401
-    from .training import Pix2PixTrainer, TrainConfig  # noqa: F401
+    from .training import CycleGANTrainer, Engine, GANRecipe, Pix2PixTrainer, TrainConfig  # noqa: F401

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from . import __version__
+from ._version import __version__
 from .atomic_io import write_text_atomically
 from .data.image_io import IMAGE_EXTENSIONS, ImageLoadError, read_image
 from .devices import DeviceLike

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
+from ._version import __version__
 from .atomic_io import write_atomically
 from .extras import require
 from .models.onnx_generator import EXPORT_INFO_KEY, TASK_METADATA_KEY, import_onnxruntime

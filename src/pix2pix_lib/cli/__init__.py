@@ -38,7 +38,7 @@ def _bench_moved() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(prog="pix2pix", description="pix2pix paired image-to-image translation")
     parser.add_argument("--version", action="version", version=f"pix2pix_lib {__version__}")

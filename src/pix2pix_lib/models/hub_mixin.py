@@ -136,7 +136,7 @@ class PretrainedMixin(
 
     def hub_config(self) -> dict[str, Any]:
         """What ``config.json`` holds: constructor arguments, architecture and task metadata."""
-        from .. import __version__
+        from .._version import __version__
 
         config = {
             **constructor_arguments(self),  # type: ignore[arg-type]

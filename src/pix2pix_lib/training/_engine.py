@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-import warnings
 from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
@@ -32,14 +31,17 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .._version import __version__
 from ..devices import DeviceLike, autocast, resolve_precision, select_device
 from ..models.state_dict import CheckpointError
 from ..models.task import TaskMetadata
 from ..norm_modes import NormMode, inference_norm, resolve_norm_mode
 from .checkpoint import CheckpointManager, check_trainer_state, fill_checkpoint, read_checkpoint, write_checkpoint
 from .config import TrainConfig
-from .data_loading import eval_dataloader, first_items, hold_out, task_from_dataset, train_dataloader, unwrap_dataset
+from .data_loading import (
+    check_training_files, eval_dataloader, first_items, split_for_validation, task_from_dataset, train_dataloader,
+    unwrap_dataset,
+)
 from .distributed import all_reduce_sum, barrier, convert_sync_batchnorm, init_distributed, wrap_data_parallel
 from .ema import weights_source
 from .loggers import JsonlLogger, MetricLogger, TensorBoardLogger, tensorboard_available
@@ -309,8 +311,11 @@ class Engine:
             self.setup()
             recipe = self._recipe()
             recipe.task = task_from_dataset(recipe.task, train_dataset)
-            self._check_data(train_dataset)
-            train_dataset, val_dataset = self._split(train_dataset, val_dataset)
+            check_training_files(train_dataset, progress=self.config.progress_bar and self.distributed.is_main_process)
+            recorded, self._data_split = self._data_split, None
+            train_dataset, val_dataset, self._data_split = split_for_validation(
+                train_dataset, val_dataset, recorded, self.config, say=tqdm.write if self.distributed.is_main_process else None
+            )
             loader, sampler = train_dataloader(
                 train_dataset, self.distributed, batch_size=self.config.batch_size, num_workers=self.config.num_workers,
                 seed=self.config.seed, pin_memory=self.device.type == "cuda", generator=self._loader_generator,
@@ -344,45 +349,6 @@ class Engine:
             f"Continue it with fit(..., resume={str(self.run_dir)!r}) (or resume='auto'; CLI: --resume {self.run_dir}), "
             "or choose another out_dir (CLI: --out)"
         )
-
-    def _check_data(self, dataset: Dataset) -> None:
-        """Read every training file's header before the first step (datasets with ``check_headers``): unreadable
-        files stop the run now, with their list, instead of at a random step -- or, with the dataset's
-        ``on_error="skip"``, are left out with a warning."""
-        check = getattr(unwrap_dataset(dataset), "check_headers", None)
-        if not callable(check):
-            return
-        errors = check(progress=self.config.progress_bar and self.distributed.is_main_process)
-        if not errors:
-            return
-        listed = "\n  ".join(str(error) for error in errors[:20]) + (f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else "")
-        if getattr(unwrap_dataset(dataset), "on_error", "raise") == "skip":
-            warnings.warn(f"leaving out {len(errors)} unreadable training pair(s):\n  {listed}", stacklevel=3)
-            return
-        raise ValueError(
-            f"{len(errors)} training file(s) cannot be read; nothing was trained. Fix or remove them, "
-            f"or skip them (PairedImageDataset(..., on_error='skip'); CLI: --on-error skip):\n  {listed}"
-        )
-
-    def _split(self, train: Dataset, val: Dataset | None) -> tuple[Dataset, Dataset | None]:
-        """Training pairs and validation set; the choice is recorded in every checkpoint, so a resumed
-        run trains on the same pairs whether or not it is given the validation set again."""
-        recorded = self._data_split
-        held_out = recorded["validation"] == "held_out" if recorded else val is None and self.config.val_every > 0
-        self._data_split = {"validation": "held_out" if held_out else "given" if val is not None else "none"}
-        if recorded and recorded["validation"] == "given" and val is None and self.distributed.is_main_process:
-            tqdm.write("this run was validated on a separate set, which is not given now: training continues on every "
-                       "training pair without validation (pass val_dataset / --val-data to keep validating)")
-            self._data_split = recorded
-        if not held_out:
-            return train, val
-        train, held = hold_out(train, self.config.val_fraction, self.config.seed)
-        if held is not None and val is None and self.distributed.is_main_process:
-            tqdm.write(
-                f"no validation set given: holding out {len(held)} of {len(held) + len(train)} "  # type: ignore[arg-type]
-                f"training pairs to validate on and choose the norm mode (val_fraction={self.config.val_fraction:g})"
-            )
-        return train, held if val is None else val
 
     def _fit_epochs(self, loader: DataLoader, sampler: Any) -> None:
         config, recipe = self.config, self._recipe()

@@ -7,6 +7,8 @@ checkpoint and ``save_pretrained`` folder then carries.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,13 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from ..models.task import TaskMetadata
 from ..pixels import DEFAULT_PIXEL_RANGE
+from .config import TrainConfig
 from .distributed import DistributedContext, EpochSampler
 
-__all__ = ["eval_dataloader", "first_items", "hold_out", "task_from_dataset", "train_dataloader", "unwrap_dataset"]
+__all__ = [
+    "check_training_files", "eval_dataloader", "first_items", "hold_out", "split_for_validation", "task_from_dataset",
+    "train_dataloader", "unwrap_dataset",
+]
 
 
 def train_dataloader(
@@ -123,3 +129,47 @@ def task_from_dataset(task: TaskMetadata | None, dataset: Dataset) -> TaskMetada
         kind = "pairs" if getattr(dataset, "aligned", True) else "unpaired items"
         changes["trained_on"] = f"{len(dataset)} {kind} from {Path(root).name}"  # type: ignore[arg-type]  # no server paths
     return task.replace(**changes) if changes else task
+
+
+def check_training_files(dataset: Dataset, progress: bool = True) -> None:
+    """Read every training file's header before the first step (datasets with ``check_headers``): unreadable
+    files stop the run now, with their list, instead of at a random step -- or, with the dataset's
+    ``on_error="skip"``, are left out with a warning."""
+    base = unwrap_dataset(dataset)
+    check = getattr(base, "check_headers", None)
+    if not callable(check):
+        return
+    errors = check(progress=progress)
+    if not errors:
+        return
+    listed = "\n  ".join(str(error) for error in errors[:20]) + (f"\n  ... and {len(errors) - 20} more" if len(errors) > 20 else "")
+    if getattr(base, "on_error", "raise") == "skip":
+        warnings.warn(f"leaving out {len(errors)} unreadable training pair(s):\n  {listed}", stacklevel=3)
+        return
+    raise ValueError(
+        f"{len(errors)} training file(s) cannot be read; nothing was trained. Fix or remove them, "
+        f"or skip them (PairedImageDataset(..., on_error='skip'); CLI: --on-error skip):\n  {listed}"
+    )
+
+
+def split_for_validation(
+    train: Dataset, val: Dataset | None, recorded: dict[str, Any] | None, config: TrainConfig,
+    say: Callable[[str], Any] | None = None,
+) -> tuple[Dataset, Dataset | None, dict[str, Any]]:
+    """``(training pairs, validation set, the split to record)``. A new run without ``val`` holds out
+    ``config.val_fraction`` of the pairs (:func:`hold_out`); a resumed run follows the ``recorded`` split, so it
+    trains on the same pairs whether or not it is given the validation set again. ``say`` prints notices."""
+    say = say or (lambda _: None)
+    held_out = recorded["validation"] == "held_out" if recorded else val is None and config.val_every > 0
+    split = {"validation": "held_out" if held_out else "given" if val is not None else "none"}
+    if recorded and recorded["validation"] == "given" and val is None:
+        say("this run was validated on a separate set, which is not given now: training continues on every "
+            "training pair without validation (pass val_dataset / --val-data to keep validating)")  # fmt: skip
+        split = recorded
+    if not held_out:
+        return train, val, split
+    train, held = hold_out(train, config.val_fraction, config.seed)
+    if held is not None and val is None:
+        say(f"no validation set given: holding out {len(held)} of {len(held) + len(train)} training pairs "  # type: ignore[arg-type]
+            f"to validate on and choose the norm mode (val_fraction={config.val_fraction:g})")  # fmt: skip
+    return train, held if val is None else val, split

@@ -137,7 +137,7 @@ def test_bad_config_json(tmp_path):
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_pretrained(folder, device="cpu")
     (folder / "config.json").write_text(json.dumps({"architecture": "transformer"}))
-    with pytest.raises(CheckpointError, match="known: huggan-unet, patchgan, pix2pix-resnet, pix2pix-unet"):
+    with pytest.raises(CheckpointError, match="known: huggan-unet, multiscale-patchgan, patchgan, pix2pix-resnet, pix2pix-unet"):
         load_pretrained(folder, device="cpu")
 
 

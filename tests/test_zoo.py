@@ -18,7 +18,7 @@ from .fake_hub import isolate_hub
 from .reference_networks import randomize
 
 GENERATORS = ["resnet", "resnet_6blocks", "resnet_9blocks", "unet", "unet_128", "unet_256"]
-DISCRIMINATORS = ["n_layers_patchgan", "patchgan_70", "pixelgan"]
+DISCRIMINATORS = ["multiscale_patchgan", "n_layers_patchgan", "patchgan_70", "pixelgan"]
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +73,7 @@ def test_family_builders_take_the_defining_argument() -> None:
 
 
 def test_errors_name_the_problem() -> None:
-    with pytest.raises(ValueError, match="unknown model 'resnet_50'; known: n_layers_patchgan, patchgan_70, pixelgan, resnet"):
+    with pytest.raises(ValueError, match="unknown model 'resnet_50'; known: multiscale_patchgan, n_layers_patchgan, patchgan_70, pixelgan, resnet"):
         create_model("resnet_50")
     with pytest.raises(ValueError, match=r"unet_256 fixes num_downs=8; use create_model\('unet', num_downs=...\)"):
         create_model("unet_256", num_downs=5)
@@ -110,10 +110,14 @@ def test_every_generator_saves_and_loads_with_the_same_outputs(tmp_path, name: s
 def test_every_discriminator_saves_and_loads(tmp_path, name: str) -> None:
     model = create_model(name, base_channels=2, in_channels=6).eval()
     model.save_pretrained(tmp_path / name)
-    loaded = PatchDiscriminator.from_pretrained(str(tmp_path / name))
-    pair = torch.rand(1, 6, 32, 32)
+    loaded = type(model).from_pretrained(str(tmp_path / name))
+    pair = torch.rand(1, 6, 96, 96)
     with torch.no_grad():
-        assert torch.equal(loaded(pair), model(pair))
+        expected, got = model(pair), loaded(pair)
+    if isinstance(expected, list):  # the multi-scale discriminator: one map per scale
+        assert len(got) == len(expected) and all(map(torch.equal, got, expected))
+    else:
+        assert type(model) is PatchDiscriminator and torch.equal(got, expected)
     assert loaded.n_layers == model.n_layers
 
 

@@ -113,6 +113,7 @@ _TRAIN_OPTIONS = (
     ("--lr-scaling", "lr_scaling", str, "scale lr with the global batch b: none, sqrt (lr*sqrt(b)) or linear (lr*b)"),
     ("--beta1", "beta1", float, "Adam beta1"),
     ("--lambda-l1", "lambda_l1", float, "weight of the L1 term"),
+    ("--lambda-feat", "lambda_feat", float, "weight of the discriminator feature-matching term (pix2pixHD; 0: off)"),
     ("--gan-mode", "gan_mode", str, "vanilla, lsgan or hinge"),
     ("--seed", "seed", int, "random seed"),
     ("--ema-decay", "ema_decay", float, "average the generator's weights with this decay, e.g. 0.999 (used for validation, samples, saved models)"),

@@ -2,7 +2,8 @@
 
 * :class:`UNetGenerator` -- the paper's U-Net; :class:`ResnetGenerator` -- the reference's ResNet
   generator (``resnet_9blocks``); :class:`HugGANGenerator` -- the HugGAN community's U-Net;
-  :class:`PatchDiscriminator` -- the (conditional) PatchGAN.
+  :class:`PatchDiscriminator` -- the (conditional) PatchGAN; :class:`MultiScaleDiscriminator` --
+  pix2pixHD's PatchGANs at several scales.
 * :mod:`.zoo` -- named builders (``create_model("unet_256")``, :func:`list_models`) for new models.
 * :class:`TaskMetadata` -- what a generator does: direction, domains, pixel ranges, norm mode.
 * :mod:`.hub_mixin` -- ``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` on every model;
@@ -10,6 +11,7 @@
   :mod:`.registry` -- architecture names, the only way a file picks a class.
 """
 
+from ._multiscale import MultiScaleDiscriminator
 from .discriminator import PatchDiscriminator
 from .generator import UNetGenerator
 from .huggan import HugGANGenerator
@@ -27,6 +29,7 @@ __all__ = [
     "CheckpointError",
     "Direction",
     "HugGANGenerator",
+    "MultiScaleDiscriminator",
     "PatchDiscriminator",
     "ResnetGenerator",
     "TaskMetadata",

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Literal, overload
+
 import torch
 from torch import nn
 
 from .hub_mixin import PretrainedMixin
 from .layers import NormName, check_norm, conv_bias, init_pix2pix_weights, make_norm
 
-__all__ = ["PatchDiscriminator"]
+__all__ = ["PatchDiscriminator", "pair_input"]
+
+
+def pair_input(a: torch.Tensor, b: torch.Tensor | None, in_channels: int) -> torch.Tensor:
+    """``cat([a, b], dim=1)`` (or ``a`` when ``b`` is None), checked to be ``(N, in_channels, H, W)``."""
+    x = a if b is None else torch.cat([a, b], dim=1)
+    if x.ndim != 4 or x.shape[1] != in_channels:
+        got = f"{tuple(a.shape)}" if b is None else f"{tuple(a.shape)} and {tuple(b.shape)} (concatenated: {tuple(x.shape)})"
+        raise ValueError(f"expected (N, {in_channels}, H, W) input to the discriminator, got {got}")
+    return x
 
 
 class PatchDiscriminator(nn.Module, PretrainedMixin, architecture="patchgan"):
@@ -111,17 +122,36 @@ class PatchDiscriminator(nn.Module, PretrainedMixin, architecture="patchgan"):
                 size = (size - 1) * stride + kernel - 2 * padding
         return max(size, 1)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits for each patch of ``cat([a, b], dim=1)`` (or of ``a`` alone when ``b`` is None)."""
-        x = a if b is None else torch.cat([a, b], dim=1)
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            got = (
-                f"{tuple(a.shape)}" if b is None else f"{tuple(a.shape)} and {tuple(b.shape)} (concatenated: {tuple(x.shape)})"
-            )
-            raise ValueError(f"expected (N, {self.in_channels}, H, W) input to the discriminator, got {got}")
+    @overload
+    def forward(self, a: torch.Tensor, b: torch.Tensor | None = None, *, features: Literal[False] = False) -> torch.Tensor: ...
+
+    @overload
+    def forward(
+        self, a: torch.Tensor, b: torch.Tensor | None = None, *, features: Literal[True]
+    ) -> tuple[torch.Tensor, list[list[torch.Tensor]]]: ...
+
+    def forward(
+        self, a: torch.Tensor, b: torch.Tensor | None = None, *, features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[list[torch.Tensor]]]:
+        """Logits for each patch of ``cat([a, b], dim=1)`` (or of ``a`` alone when ``b`` is None).
+
+        With ``features=True``, ``(logits, [activations])``: the output of every LeakyReLU in order
+        (``n_layers + 1`` tensors; 2 for the PixelGAN), in a one-element list so that the structure
+        is :class:`~pix2pix_lib.models.MultiScaleDiscriminator`'s with one scale. These are what
+        pix2pixHD's feature matching compares (every layer's output but the logits). Without it,
+        exactly ``self.model(x)``.
+        """
+        x = pair_input(a, b, self.in_channels)
         if min(x.shape[-2:]) < self.min_input_size:
             raise ValueError(
                 f"input of {x.shape[-2]}x{x.shape[-1]} is too small for PatchDiscriminator(n_layers={self.n_layers}): "
                 f"it needs at least {self.min_input_size}x{self.min_input_size}"
             )
-        return self.model(x)
+        if not features:
+            return self.model(x)
+        activations = []
+        for layer in self.model:  # what nn.Sequential does, keeping the LeakyReLU outputs
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                activations.append(x)  # safe to keep: the next layer is a convolution, never in place
+        return x, [activations]

@@ -14,6 +14,7 @@ from typing import Any
 from huggingface_hub import constants
 from torch import nn
 
+from ._multiscale import MultiScaleDiscriminator
 from .construction import instantiate
 from .discriminator import PatchDiscriminator
 from .generator import UNetGenerator
@@ -39,6 +40,7 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {
     "huggan-unet": HugGANGenerator,
     "pix2pix-resnet": ResnetGenerator,
     "patchgan": PatchDiscriminator,
+    "multiscale-patchgan": MultiScaleDiscriminator,
 }
 
 

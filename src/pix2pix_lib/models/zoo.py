@@ -10,8 +10,8 @@ Builder names are **not** architecture names. :data:`MODEL_BUILDERS` (here) maps
 name (``"unet_128"``, ``"unet_256"``, ``"resnet_6blocks"``, ...) to a function; it is for creating
 new models, e.g. ``pix2pix train --generator resnet_9blocks``. :data:`~pix2pix_lib.models.MODEL_CLASSES`
 (:mod:`.registry`) maps an *architecture* name (``"pix2pix-unet"``, ``"pix2pix-resnet"``,
-``"patchgan"``) to a class; it is what a saved ``config.json`` names, for loading. ``unet_128`` and
-``unet_256`` both save as ``"pix2pix-unet"`` with their ``num_downs`` in the config. The two sets of
+``"patchgan"``, ``"multiscale-patchgan"``) to a class; it is what a saved ``config.json`` names, for
+loading. ``unet_128`` and ``unet_256`` both save as ``"pix2pix-unet"`` with their ``num_downs`` in the config. The two sets of
 names are disjoint, so one is never mistaken for the other.
 """
 
@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from torch import nn
 
+from ._multiscale import MultiScaleDiscriminator
 from .discriminator import PatchDiscriminator
 from .generator import UNetGenerator
 from .resnet import ResnetGenerator
@@ -35,6 +36,7 @@ __all__ = [
     "builder_spec",
     "create_model",
     "list_models",
+    "multiscale_patchgan",
     "n_layers_patchgan",
     "patchgan_70",
     "pixelgan",
@@ -72,6 +74,7 @@ _SPECS: dict[str, BuilderSpec] = {
     "n_layers_patchgan": BuilderSpec("discriminator", PatchDiscriminator),
     "patchgan_70": BuilderSpec("discriminator", PatchDiscriminator, {"n_layers": 3}, "n_layers_patchgan"),
     "pixelgan": BuilderSpec("discriminator", PatchDiscriminator, {"n_layers": 0}, "n_layers_patchgan"),
+    "multiscale_patchgan": BuilderSpec("discriminator", MultiScaleDiscriminator),
 }
 
 
@@ -140,11 +143,17 @@ def pixelgan(**overrides: Any) -> PatchDiscriminator:
     return _build("pixelgan", overrides)  # type: ignore[return-value]
 
 
+def multiscale_patchgan(**overrides: Any) -> MultiScaleDiscriminator:
+    """pix2pixHD's ``--num_D N --n_layers_D 3``: ``num_scales`` (default 3) 70x70 PatchGANs on an image pyramid."""
+    return _build("multiscale_patchgan", overrides)  # type: ignore[return-value]
+
+
 #: builder name -> function (see the module docstring for how this differs from MODEL_CLASSES)
 MODEL_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     builder.__name__: builder
     for builder in (
-        unet, unet_128, unet_256, resnet, resnet_6blocks, resnet_9blocks, n_layers_patchgan, patchgan_70, pixelgan
+        unet, unet_128, unet_256, resnet, resnet_6blocks, resnet_9blocks, n_layers_patchgan, patchgan_70, pixelgan,
+        multiscale_patchgan,
     )
 }
 

@@ -48,8 +48,10 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_l1: float = 100.0
-    lambda_feat: float = 0.0
     """Weight of the L1 term in the generator loss."""
+    lambda_feat: float = 0.0
+    """Weight of pix2pixHD's discriminator feature-matching term in the generator loss
+    (:func:`~pix2pix_lib.training.losses.feature_matching_loss`); 0: off (the paper)."""
     gan_mode: GanMode = "vanilla"
     """``"vanilla"`` (BCE with logits, the paper), ``"lsgan"`` (least squares) or ``"hinge"``."""
     lr_scaling: LrScaling = "none"
@@ -145,7 +147,7 @@ class TrainConfig:
         if not is_number(self.lambda_l1) or self.lambda_l1 < 0:
             fail("lambda_l1", "a number >= 0")
         if not is_number(self.lambda_feat) or self.lambda_feat < 0:
-            fail("lambda_feat", "a number >= 0")
+            fail("lambda_feat", "a finite number >= 0 (0 turns feature matching off)")
         if self.gan_mode not in GAN_MODES:
             fail("gan_mode", f"one of {', '.join(map(repr, GAN_MODES))}")
         if self.lr_scaling not in LR_SCALINGS:
@@ -245,6 +247,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "beta1": 0.5,
         "beta2": 0.999,
         "lambda_l1": 100.0,
+        "lambda_feat": 0.0,
         "gan_mode": "vanilla",
         "lr_scaling": "none",
         "ema_decay": None,

@@ -202,3 +202,41 @@ def test_toggled_optimizer_freezes_the_others_and_restores_them(tmp_path) -> Non
         assert not any(p.requires_grad for p in trainer.discriminator.parameters())
         assert trainer.training_model("discriminator") is trainer.discriminator  # frozen: no wrapper
     assert all(p.requires_grad for p in trainer.discriminator.parameters())
+
+
+# --- pix2pixHD's discriminator side in the pix2pix recipe ----------------------------------------------------------
+def test_multiscale_feature_matching_and_r1_resume_bit_identically(tmp_path) -> None:
+    from pix2pix_lib.models import MultiScaleDiscriminator
+
+    def trainer(folder, steps: int) -> Pix2PixTrainer:
+        torch.manual_seed(0)
+        models = UNetGenerator(num_downs=3, base_channels=8), MultiScaleDiscriminator(base_channels=8, n_layers=1, num_scales=2)
+        options = {"max_steps": steps, "precision": "fp32", "lambda_feat": 4.0, "r1_gamma": 1.0, "r1_every": 2, "val_every": 0}
+        return Pix2PixTrainer(*models, TrainConfig(out_dir=str(folder), **options, **QUIET), device="cpu")
+
+    data = SyntheticPairs(length=3, size=32)
+    straight = trainer(tmp_path / "straight", 4)
+    straight.fit(data)
+    trainer(tmp_path / "resumed", 2).fit(data)
+    resumed = Pix2PixTrainer.from_checkpoint(tmp_path / "resumed", device="cpu", overrides={"max_steps": 4})
+    resumed.fit(data)
+    for name in ("generator", "discriminator"):
+        first, second = getattr(straight, name).state_dict(), getattr(resumed, name).state_dict()
+        assert all(torch.equal(first[key], second[key]) for key in first), name
+    rows = log_rows(tmp_path / "straight")
+    assert all(row["g_feat"] > 0 for row in rows) and ["d_r1" in row for row in rows] == [True, False, True, False]
+    assert rows[0]["g"] == pytest.approx(rows[0]["g_gan"] + rows[0]["g_l1"] + rows[0]["g_feat"], rel=1e-5)
+
+
+def test_feature_matching_needs_a_discriminator_with_features(tmp_path) -> None:
+    class PlainD(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(6, 1, 4, 2, 1)
+
+        def forward(self, pair):
+            return self.conv(pair)
+
+    with pytest.raises(ValueError, match=r"lambda_feat=1.0 needs a discriminator.*features=True.*PlainD"):
+        Pix2PixTrainer(UNetGenerator(num_downs=3, base_channels=8), PlainD(),
+                       TrainConfig(out_dir=str(tmp_path), lambda_feat=1.0, **QUIET), device="cpu")  # fmt: skip

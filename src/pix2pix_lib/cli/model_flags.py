@@ -21,6 +21,7 @@ _MODEL_FLAGS = {
     "dropout": ("generator", "dropout", None),
     "ndf": ("discriminator", "base_channels", None),
     "d_layers": ("discriminator", "n_layers", "n_layers_patchgan"),
+    "d_scales": ("discriminator", "num_scales", "multiscale_patchgan"),
     "norm": ("both", "norm", None),
     "g_norm": ("generator", "norm", None),  # after --norm: overrides it for one network
     "d_norm": ("discriminator", "norm", None),
@@ -43,6 +44,8 @@ def add_model_flags(parser: argparse.ArgumentParser, defaults: Mapping[str, str]
     model.add_argument("--num-downs", type=int, default=None, help="U-Net downsamplings (--generator unet; 8 = unet_256)")
     model.add_argument("--ndf", type=int, default=None, help="discriminator base channels (builder default: 64)")
     model.add_argument("--d-layers", type=int, default=None, help="PatchGAN layers (--discriminator n_layers_patchgan; 3 = 70x70)")
+    model.add_argument("--d-scales", type=int, default=None,
+                       help="scales of pix2pixHD's multi-scale PatchGAN (picks --discriminator multiscale_patchgan; builder default: 3)")
     model.add_argument("--norm", choices=NORM_NAMES, default=None,
                        help="normalisation of both networks (builder defaults: batch for U-Nets and PatchGANs, instance for ResNets)")  # fmt: skip
     model.add_argument("--g-norm", choices=NORM_NAMES, default=None,

@@ -88,14 +88,14 @@ DEFAULT_BASE_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 #: Environment variable that overrides :data:`DEFAULT_BASE_URL` (a mirror, a local server).
 BASE_URL_ENV = "PIX2PIX_DATASETS_URL"
 #: Largest archive written to disk unless ``max_download_bytes=`` says otherwise (the largest dataset,
-#: edges2handbags.tar.gz, is about 8 GiB).
+#: edges2handbags.tar.gz, is about 8 GB).
 DEFAULT_MAX_DOWNLOAD_BYTES = 20 * 2**30
 #: By default the extracted files may total at most this many times the archive's size (the datasets
 #: are JPEGs: about 1x; a gzip bomb is up to 1000x) ...
 MAX_EXPANSION_RATIO = 20
 #: ... and never more than this; ``max_extracted_bytes=`` replaces both bounds.
 DEFAULT_MAX_EXTRACTED_BYTES = 64 * 2**30
-#: Most members an archive may hold (edges2handbags, the largest dataset, has about 139,000 files).
+#: Most members an archive may hold (edges2handbags, the largest dataset, has about 140,000 files).
 MAX_ARCHIVE_MEMBERS = 500_000
 
 _CHUNK = 1 << 20

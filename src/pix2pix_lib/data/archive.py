@@ -39,7 +39,7 @@ class ArchiveLimitError(UnsafeArchiveError):
     ``limit`` names the argument of :func:`extract_tar_gz` that was exceeded: ``"max_bytes"`` or ``"max_members"``.
     """
 
-    def __init__(self, message: str, limit: str) -> None:
+    def __init__(self, message: str, limit: str = "") -> None:
         super().__init__(message)
         self.limit = limit
 

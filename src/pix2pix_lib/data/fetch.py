@@ -70,6 +70,8 @@ class _RedirectHandler(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
         if urlsplit(req.full_url).scheme == "https" and urlsplit(newurl).scheme != "https":
             if not self.allow_http:
+                if fp is not None:
+                    fp.close()  # the redirect answer's body is not read
                 raise DatasetDownloadError(
                     f"{req.full_url} redirects to {newurl}, which is not HTTPS; refused. To accept an unencrypted "
                     "redirect, pass allow_insecure_http=True (CLI: --allow-http)"

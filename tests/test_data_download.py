@@ -44,7 +44,7 @@ def build_archive(members: dict[str, bytes] | None = None) -> bytes:
 
 
 class ArchiveServer(ThreadingHTTPServer):
-    """Serves ``/facades.tar.gz``; options decide Range support, 416 details and an abrupt drop mid-file.
+    """Serves ``/facades.tar.gz``; options decide Range support, 416 details, ``Content-Length`` and a drop mid-file.
 
     ``requests`` logs ``(method, Range header)`` per request, and ``("TLS", None)`` for a TLS handshake
     (answered like a plain-HTTP port does: a 400 in clear text, so the client's TLS fails at once).
@@ -56,6 +56,7 @@ class ArchiveServer(ThreadingHTTPServer):
         self.support_range = True
         self.content_range_on_416 = True
         self.drop_after: int | None = None
+        self.content_length = True  # False: no Content-Length, the body ends when the connection closes
         self.requests: list[tuple[str, str | None]] = []
 
     range_headers = property(lambda self: [value for method, value in self.requests if method == "GET"])
@@ -104,7 +105,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
             self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
+        if self.server.content_length:
+            self.send_header("Content-Length", str(len(data) - start))
         self.send_header("Content-Type", "application/gzip")
         self.end_headers()
         body = data[start:]
@@ -208,13 +210,20 @@ def test_unknown_name_lists_the_known_ones(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "archive", [b"not a gzip file at all", build_archive({"facades/train/1.jpg": b"x", "../escape.txt": b"evil"})],
+    ("archive", "pattern"),
+    [
+        (b"not a gzip file at all", r"could not extract the archive .*facades\.tar\.gz .*not a valid \.tar\.gz"),
+        (
+            build_archive({"facades/train/1.jpg": b"x", "../escape.txt": b"evil"}),
+            r"refused to extract the archive .*facades\.tar\.gz: member '\.\./escape\.txt' has a '\.\.' in its path",
+        ),
+    ],
     ids=["corrupt", "path-traversal"],
 )
-def test_bad_archive_is_rejected_and_nothing_extracted(tmp_path, server, archive):
+def test_bad_archive_is_rejected_and_nothing_extracted(tmp_path, server, archive, pattern):
     server.archive = archive
     root = tmp_path / "root"
-    with pytest.raises(DatasetDownloadError, match="not a valid .tar.gz or holds unsafe paths"):
+    with pytest.raises(DatasetDownloadError, match=pattern):
         download(root, server, retries=0)
     assert leftovers(root) == [] and not (tmp_path / "escape.txt").exists()
 
@@ -279,7 +288,7 @@ def test_registry_hash_is_used_and_the_argument_wins(tmp_path, server, monkeypat
 def test_unknown_hash_warns_once_with_the_computed_digest(tmp_path, server, monkeypatch):
     pin(monkeypatch, None)  # as long as the real hashes are unknown, this is the registry's state
     digest = sha256_of(server.archive)
-    with pytest.warns(UnverifiedDownloadWarning, match=rf'could not be verified.*sha256="{digest}"') as record:
+    with pytest.warns(UnverifiedDownloadWarning, match=rf'extracted WITHOUT verification.*sha256="{digest}"') as record:
         download(tmp_path, server)
     assert len([w for w in record if w.category is UnverifiedDownloadWarning]) == 1
 
@@ -323,7 +332,7 @@ def test_complete_part_file_of_known_size_needs_no_network(tmp_path, server, mon
     assert len(PairedImageDataset(path / "train")) == 3 and leftovers(tmp_path) == ["facades"]
 
 
-# --- https first, http fallback for the default server only ----------------------------------------
+# --- https only; http fallback for the default server only when allowed ------------------------------
 @pytest.fixture
 def default_server_is(monkeypatch, server):
     """Point DEFAULT_BASE_URL at ``https://`` on the loopback server's plain-HTTP port (TLS fails there)."""
@@ -333,34 +342,61 @@ def default_server_is(monkeypatch, server):
     return https_url
 
 
+def test_default_server_never_falls_back_to_http_unless_allowed(tmp_path, server, default_server_is):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InsecureDownloadWarning)
+        with pytest.raises(
+            DatasetDownloadError,
+            match=rf"cannot reach {default_server_is}/facades\.tar\.gz .*NOT retried over plain HTTP.*"
+            r"allow_insecure_http=True \(CLI: --allow-http\)",
+        ):
+            download_dataset("facades", tmp_path, progress=False, retries=0)
+    assert server.requests == [("TLS", None)]  # no plain-HTTP request at all
+    assert leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("known_hash", [False, True])
-def test_default_server_falls_back_to_http_with_a_warning(tmp_path, server, default_server_is, known_hash):
+def test_default_server_falls_back_to_http_when_allowed_with_a_warning(tmp_path, server, default_server_is, known_hash):
     url = f"{server.base_url}/facades.tar.gz"
     sha256 = sha256_of(server.archive) if known_hash else None
     check = "checked against its known SHA-256" if known_hash else "NOT verified"
-    with pytest.warns(InsecureDownloadWarning, match=rf"over HTTPS .*UNENCRYPTED {url}\..*{check}"):
-        path = download_dataset("facades", tmp_path, sha256=sha256, progress=False, retries=0)
+    with pytest.warns(InsecureDownloadWarning, match=rf"over HTTPS .*UNENCRYPTED {url} as allow_insecure_http=True.*{check}"):
+        path = download_dataset("facades", tmp_path, sha256=sha256, progress=False, retries=0, allow_insecure_http=True)
     assert len(PairedImageDataset(path / "train")) == 3
     assert server.requests == [("TLS", None), ("GET", None)]
 
 
 def test_fallback_still_verifies_the_hash(tmp_path, server, default_server_is):
     with pytest.warns(InsecureDownloadWarning), pytest.raises(DatasetDownloadError, match="SHA-256 mismatch"):
-        download_dataset("facades", tmp_path, sha256="ef" * 32, progress=False, retries=0)
+        download_dataset("facades", tmp_path, sha256="ef" * 32, progress=False, retries=0, allow_insecure_http=True)
     assert leftovers(tmp_path) == []  # the unencrypted, wrong archive was deleted, nothing extracted
 
 
 def test_user_base_url_is_used_as_given(tmp_path, server, default_server_is, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error", InsecureDownloadWarning)
-        assert download(tmp_path / "http", server).is_dir()  # plain http to a mirror: no fallback warning
+        assert download(tmp_path / "http", server).is_dir()  # plain http to a loopback mirror: no warning
         monkeypatch.setenv("PIX2PIX_DATASETS_URL", server.base_url)
         assert download_dataset("facades", tmp_path / "env", progress=False).is_dir()
-        # A user's https URL that fails is an error, not a silent downgrade.
+        # A user's https URL that fails is an error, not a downgrade, even with allow_insecure_http.
         with pytest.raises(DatasetDownloadError, match=rf"cannot reach {default_server_is}/facades\.tar\.gz"):
-            download_dataset("facades", tmp_path / "https", base_url=default_server_is, progress=False, retries=0)
+            download_dataset(
+                "facades", tmp_path / "https", base_url=default_server_is, progress=False, retries=0,
+                allow_insecure_http=True,
+            )  # fmt: skip
     assert server.requests == [("GET", None), ("GET", None), ("TLS", None)]
     assert not (tmp_path / "https" / "facades").exists()
+
+
+def test_cli_allow_http(tmp_path, server, default_server_is, capsys):
+    from pix2pix_lib.cli import main
+
+    assert main(["download", "facades", "--root", str(tmp_path / "a"), "--no-progress"]) == 1
+    assert "NOT retried over plain HTTP" in capsys.readouterr().err and leftovers(tmp_path / "a") == []
+    assert main(["download", "facades", "--root", str(tmp_path / "b"), "--no-progress", "--allow-http"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: cannot connect to {default_server_is}/facades.tar.gz over HTTPS" in err and "UNENCRYPTED" in err
+    assert server.requests == [("TLS", None), ("TLS", None), ("GET", None)]
 
 
 def test_cli_download_checks_the_hash(tmp_path, server, capsys):

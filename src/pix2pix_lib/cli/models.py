@@ -139,8 +139,9 @@ def add_download(commands: argparse._SubParsersAction) -> None:
         help="download and extract a standard pix2pix dataset (facades, maps, ...) into ROOT/NAME",
         description="Resumes a partial download, checks the archive's SHA-256 when one is known (--sha256 or "
         "the built-in registry; otherwise it prints the hash to pin) and extracts only a complete, verified "
-        "archive. The default server is used over HTTPS (plain HTTP, with a warning, only if HTTPS cannot "
-        "connect); another server with --base-url or $PIX2PIX_DATASETS_URL.",
+        "archive, and of it only plain files and folders inside ROOT/NAME (a link, device or path outside "
+        "refuses the archive), within size limits. The default server is used over HTTPS only (plain HTTP "
+        "with --allow-http); another server with --base-url or $PIX2PIX_DATASETS_URL.",
     )
     parser.add_argument("name", metavar="NAME", help="facades, maps, cityscapes, edges2shoes, edges2handbags or night2day")
     parser.add_argument("--root", type=Path, default=Path("datasets"), help="folder to put NAME/ in (default: datasets)")
@@ -150,18 +151,46 @@ def add_download(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sha256", default=None, metavar="HEX", help="expected SHA-256 of NAME.tar.gz; a mismatch deletes it and fails"
     )
+    parser.add_argument(
+        "--allow-http", action="store_true",
+        help="if HTTPS to the default server fails, or an https URL redirects to http, go on over UNENCRYPTED HTTP",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-download-gb", type=_gib, default=None, metavar="GB",
+        help="largest archive to download, in GiB (default: 20)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-extracted-gb", type=_gib, default=None, metavar="GB",
+        help="most the extracted files may total, in GiB (default: 20x the archive's size, at most 64)",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(run=_run_download)
 
 
+def _gib(text: str) -> int:
+    """A positive number of GiB (fractions allowed) as bytes."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of GiB")
+    return max(1, int(value * 2**30))
+
+
 def _run_download(args: argparse.Namespace) -> int:
     from ..data import download_dataset
+    from ..data.download import DEFAULT_MAX_DOWNLOAD_BYTES
 
     def show(message, category, *rest, **kwargs) -> None:  # "warning: ..." without Python's source line
         print(f"warning: {message}", file=sys.stderr)
 
     with warnings.catch_warnings():
         warnings.showwarning = show
-        path = download_dataset(args.name, args.root, sha256=args.sha256, base_url=args.base_url, progress=not args.no_progress)
+        path = download_dataset(
+            args.name, args.root, sha256=args.sha256, base_url=args.base_url, progress=not args.no_progress,
+            allow_insecure_http=args.allow_http, max_download_bytes=args.max_download_gb or DEFAULT_MAX_DOWNLOAD_BYTES,
+            max_extracted_bytes=args.max_extracted_gb,
+        )  # fmt: skip
     print(f"{args.name} is in {path}")
     return 0

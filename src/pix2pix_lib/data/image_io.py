@@ -31,7 +31,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageLoadError", "canonical_image", "is_image_file", "read_image", "to_channels"]
+__all__ = [
+    "IMAGE_EXTENSIONS", "ImageLoadError", "LayoutWarning", "canonical_image", "header_size", "is_image_file", "read_image",
+    "to_channels",
+]  # fmt: skip
 
 #: File name suffixes (lower case) treated as images when listing a folder; other files are ignored.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -47,6 +50,22 @@ class ImageLoadError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot read image {self.path}: {reason}")
+
+
+class LayoutWarning(UserWarning):
+    """The images do not look like the layout they are read as (e.g. square files read as ``A|B`` pairs)."""
+
+
+def header_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(width, height)`` from the file's header without decoding the pixels; ``None`` when Pillow cannot
+    identify the file (reading it later reports why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError):
+        return None
 
 
 def is_image_file(path: str | os.PathLike) -> bool:

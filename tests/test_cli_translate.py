@@ -154,3 +154,13 @@ def test_model_is_required_and_the_error_lists_the_pretrained_names(tmp_path, ca
     assert line.startswith("pix2pix translate: error: --model is required") and "\n" not in line
     assert all(name in line for name in list_pretrained())
     assert not (tmp_path / "out").exists()
+
+
+def test_a_tile_overlap_as_large_as_the_tile_names_both_options(tmp_path, model_dir, capsys) -> None:
+    picture(tmp_path / "a.png")
+    argv = ["translate", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--model", str(model_dir),
+            "--size", "tile", "--tile-size", "32", "--tile-overlap", "32", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == "pix2pix translate: error: --tile-overlap 32 must be smaller than the tile side (--tile-size: 32)"
+    assert not (tmp_path / "out").exists()

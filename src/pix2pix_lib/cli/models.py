@@ -131,6 +131,10 @@ def _run_translate(args: argparse.Namespace) -> int:
     _refuse_overwriting(outputs)  # before the model is loaded or anything is written
     generator = load_pretrained(args.model, revision=args.revision, device=args.device)
     trained = getattr(getattr(generator, "task", None), "image_size", None) or 256  # translate()'s fallback
+    tile = args.tile_size or args.image_size or trained
+    if args.size == "tile" and args.tile_overlap is not None and args.tile_overlap >= tile:
+        given = "--tile-size" if args.tile_size else "--image-size" if args.image_size else "the model's size"
+        raise UsageError(f"--tile-overlap {args.tile_overlap} must be smaller than the tile side ({given}: {tile})")
     on_error = "raise" if len(files) == 1 else args.on_error
     args.out.mkdir(parents=True, exist_ok=True)
     options = dict(

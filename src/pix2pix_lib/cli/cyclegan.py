@@ -38,7 +38,6 @@ def add_cyclegan(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--crop-size", type=positive_int, default=256, help="random crop size (default: 256)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/cyclegan)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    add_threads(parser)
     parser.add_argument("--resume", type=Path, default=None, help="checkpoint or run folder to continue from")
     parser.add_argument("--config", type=Path, default=None, help="TrainConfig JSON file to start from")
     for flag, option, kind, text in _OPTIONS:
@@ -50,6 +49,7 @@ def add_cyclegan(commands: argparse._SubParsersAction) -> None:
     loss.add_argument("--lambda-cycle", type=non_negative_float, default=None, help="weight of each cycle L1 term (default: 10)")
     loss.add_argument("--lambda-identity", type=non_negative_float, default=None, help="identity weight, x lambda-cycle (default: 0.5)")
     loss.add_argument("--pool-size", type=non_negative_int, default=50, help="generated images kept per discriminator (default: 50)")
+    add_threads(parser)
     add_model_flags(parser, DEFAULT_BUILDERS)
     parser.set_defaults(run=_run_cyclegan)
 

@@ -143,7 +143,6 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--crop-size", type=positive_int, default=256, help="random crop size (default: 256)")
     parser.add_argument("--out", type=Path, default=None, help=f"run folder (default: {TrainConfig.out_dir})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    add_threads(parser)
     parser.add_argument("--resume", type=Path, default=None, help="checkpoint or run folder to continue from")
     parser.add_argument("--config", type=Path, default=None, help="TrainConfig JSON file to start from")
     for flag, option, kind, text in _TRAIN_OPTIONS:
@@ -159,6 +158,7 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--sync-batchnorm", action="store_const", const=True, default=None, help="SyncBatchNorm under DDP")
     parser.add_argument("--no-progress", dest="progress_bar", action="store_const", const=False, default=None)
     parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, default=None)
+    add_threads(parser)
     add_model_flags(parser, DEFAULT_BUILDERS)
     parser.set_defaults(run=_run_train)
 

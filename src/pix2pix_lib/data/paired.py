@@ -32,12 +32,11 @@ from torchvision import tv_tensors
 from .image_io import (
     IMAGE_EXTENSIONS,
     ImageLoadError,
-    LayoutWarning,
-    header_size,
     is_image_file,
     read_image,
     to_channels,
 )
+from .image_io import LayoutWarning, header_size
 from ..models.task import Direction, check_direction
 from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, check_pixel_range, uint8_to_range
 from .transforms import PairedTransformConfig, Preprocess, build_paired_transform

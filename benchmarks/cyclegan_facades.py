@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,10 @@ def train(command: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/facades")
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("PIX2PIX_FACADES", "data/facades")),
+        help="facades folder, as `pix2pix download facades --root data` makes it (default: $PIX2PIX_FACADES, else data/facades)",
+    )
     parser.add_argument("--budget-s", type=float, default=900.0, help="fit() wall time of each run (default: 900)")
     parser.add_argument("--out", type=Path, default=Path("runs/pix2pix-vs-cyclegan"))
     parser.add_argument("--samples", type=int, default=4, help="rows of the comparison grid (default: 4)")

@@ -16,6 +16,7 @@ timestamps taken in the trainer's hooks. Not part of CI; docs/performance.md has
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -28,7 +29,10 @@ import torch
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python benchmarks/fit_overhead.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/facades/train"), help="paired training images")
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("PIX2PIX_FACADES", "data/facades")) / "train",
+        help="paired training images (default: $PIX2PIX_FACADES/train, else data/facades/train)",
+    )
     parser.add_argument("--direction", default="BtoA", help="AtoB or BtoA (default: BtoA, facades label -> photo)")
     parser.add_argument("--steps", type=int, default=200, help="steps per contender (default: 200)")
     parser.add_argument("--pairs", type=int, default=None, help="use only the first N pairs (shorter epochs)")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -104,7 +105,10 @@ def print_summary(rows: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/facades")
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("PIX2PIX_FACADES", "data/facades")),
+        help="facades folder, as `pix2pix download facades --root data` makes it (default: $PIX2PIX_FACADES, else data/facades)",
+    )
     parser.add_argument("--direction", default="BtoA")
     parser.add_argument("--budget-s", type=float, default=600.0, help="fit() wall time per run (default: 600)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
@@ -135,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not (args.data / "train").is_dir():
-        print(f"error: {args.data}/train not found; pass --data (e.g. ../shared/data/facades)", file=sys.stderr)
+        print(f"error: {args.data}/train not found; pass --data (e.g. data/facades, from "
+              "`pix2pix download facades --root data`) or set PIX2PIX_FACADES", file=sys.stderr)  # fmt: skip
         return 2
     out = args.out or Path(tempfile.mkdtemp(prefix="pix2pix-quality-"))
     rows = []

@@ -1,8 +1,8 @@
 """Quality check on the facades test split: translate() defaults vs the reference implementation's test modes.
 
-Usage (after a training run, e.g. ``pix2pix train --data ../shared/data/facades/train --direction BtoA --out RUN``):
+Usage (after a training run, e.g. ``pix2pix train --data data/facades/train --direction BtoA --out RUN``):
 
-    python benchmarks/quality_facades.py --model RUN --data ../shared/data/facades/test --json quality.json
+    python benchmarks/quality_facades.py --model RUN --data data/facades/test --json quality.json
 
 Scores the generator on every test pair (label map -> photo, ``direction="BtoA"``) with
 ``translate()``'s defaults, and with each ``norm_mode``: ``running`` (the reference's ``test.py --eval``),
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -42,7 +43,10 @@ def score(generator, inputs: torch.Tensor, targets: torch.Tensor, **options) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="run folder, checkpoint or saved model")
-    parser.add_argument("--data", default="../shared/data/facades/test")
+    parser.add_argument(
+        "--data", default=os.path.join(os.environ.get("PIX2PIX_FACADES", "data/facades"), "test"),
+        help="paired test images (default: $PIX2PIX_FACADES/test, else data/facades/test)",
+    )
     parser.add_argument("--direction", default="BtoA")
     parser.add_argument("--paper-runs", type=int, default=3, help="seeds averaged for the stochastic 'paper' mode")
     parser.add_argument("--precisions", default="fp32,auto", help="comma-separated translate() precisions (default: fp32,auto)")

@@ -1,6 +1,6 @@
 """Score a generator on a paired test set, write the reports, and build a real-or-fake study page.
 
-    python examples/evaluate_model.py --data ../shared/data/facades/test --direction BtoA \
+    python examples/evaluate_model.py --data data/facades/test --direction BtoA \
         --model path/to/saved-model --out eval-facades
 
 Without ``--model`` an untrained U-Net is evaluated (a baseline: this is what "no learning" scores).
@@ -26,7 +26,7 @@ from pix2pix_lib.pretrained import load_pretrained
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/facades/test"))
+    parser.add_argument("--data", type=Path, default=Path("data/facades/test"))
     parser.add_argument("--direction", choices=("AtoB", "BtoA"), default="BtoA")
     parser.add_argument("--model", default=None, help="saved-pretrained folder, checkpoint or Hub id")
     parser.add_argument("--out", type=Path, default=Path("eval-report"))

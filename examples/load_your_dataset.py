@@ -3,7 +3,7 @@
 Works with every layout the library knows (see docs/data.md): aligned ``A|B`` files (facades, maps, ...),
 ``A/`` + ``B/`` folders with matching names, or CycleGAN-style ``trainA/`` + ``trainB/`` (use --split).
 
-    python examples/load_your_dataset.py ../shared/data/facades/train --direction BtoA
+    python examples/load_your_dataset.py data/facades/train --direction BtoA
     python examples/load_your_dataset.py my_pairs --split train --vflip --rotate 10 --out pairs.png
     python examples/load_your_dataset.py --download facades --root datasets   # fetch a standard set first
 

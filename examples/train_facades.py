@@ -4,12 +4,12 @@ The data are 512x256 aligned JPEGs, photo (A) on the left and label map (B) on t
 label -> photo direction is ``BtoA``. With the paper's recipe (200 epochs of 400 images, batch 1)
 this is 80,000 steps; on a CPU try ``--max-steps 200`` first, on a GPU run it all.
 
-    python examples/train_facades.py --data ../shared/data/facades --out runs/facades
-    python examples/train_facades.py --data ../shared/data/facades --out runs/facades --resume runs/facades
-    torchrun --standalone --nproc_per_node=2 examples/train_facades.py --data ../shared/data/facades
+    python examples/train_facades.py --data data/facades --out runs/facades
+    python examples/train_facades.py --data data/facades --out runs/facades --resume runs/facades
+    torchrun --standalone --nproc_per_node=2 examples/train_facades.py --data data/facades
 
 The same run through the command line:
-``pix2pix train --data ../shared/data/facades/train --val-data ../shared/data/facades/test --direction BtoA``.
+``pix2pix train --data data/facades/train --val-data data/facades/test --direction BtoA``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pix2pix_lib.training import Pix2PixTrainer, TrainConfig, seed_everything, s
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train pix2pix on facades (labels -> photos).")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/facades"), help="folder with train/ and test/")
+    parser.add_argument("--data", type=Path, default=Path("data/facades"), help="folder with train/ and test/")
     parser.add_argument("--out", default="runs/facades", help="run folder (default: runs/facades)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop early after this many steps")
     parser.add_argument("--precision", default="auto", help="auto (bf16 where fast), fp32, bf16 or fp16")

@@ -1,7 +1,7 @@
 """Translate images with a pretrained pix2pix generator.
 
     python examples/translate_image.py satellite.jpg --model maps --out maps_out
-    python examples/translate_image.py ../shared/data/facades/test/1.jpg --crop-right --model facades
+    python examples/translate_image.py data/facades/test/1.jpg --crop-right --model facades
     python examples/translate_image.py photos/*.jpg --model maps --precision int8   # needs pix2pix_lib[int8]
 
 ``--model`` takes a registry name (downloaded once from the Hugging Face Hub, then cached), a Hub

@@ -227,3 +227,48 @@ def test_evaluate_skips_a_corrupt_file_and_counts_the_good_one_once(tmp_path, mo
     assert len(result["skipped"]) == 1 and str(corrupt) in result["skipped"][0]
     assert [row["path"] for row in result["per_image"]] == [str(good)]
     assert result["metrics"]["mae"] == pytest.approx(result["per_image"][0]["mae"])
+
+
+# --- layouts that would silently give garbage -------------------------------------------------------------
+def test_square_files_read_as_aligned_pairs_are_warned_about(tmp_path) -> None:
+    from pix2pix_lib.data.image_io import LayoutWarning
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(4):
+        Image.fromarray(noise(32, 32, seed=index)).save(folder / f"{index}.png")
+    with pytest.warns(LayoutWarning, match=r"0\.png is square \(32x32\).*two-folder layout") as caught:
+        PairedImageDataset(folder, train=False, load_size=32, crop_size=32)
+    assert len(caught) == 1
+
+
+def test_real_aligned_pairs_and_two_folder_squares_are_not_warned_about(tmp_path, recwarn) -> None:
+    pairs, two = tmp_path / "pairs", tmp_path / "two"
+    pairs.mkdir()
+    for index in range(2):
+        Image.fromarray(noise(32, 64, seed=index)).save(pairs / f"{index}.png")
+    for side in ("A", "B"):
+        (two / side).mkdir(parents=True)
+        Image.fromarray(noise(32, 32)).save(two / side / "0.png")
+    PairedImageDataset(pairs, train=False, load_size=32, crop_size=32)
+    PairedImageDataset(two, train=False, load_size=32, crop_size=32)
+    assert not [w for w in recwarn if "square" in str(w.message)]
+
+
+def test_cli_train_on_square_files_shows_the_warning_as_one_line(tmp_path) -> None:
+    """On a terminal (a real process, Python's default warning display) the warning is one readable line."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(noise(32, 32)).save(folder / "0.png")
+    argv = ["train", "--data", str(folder), "--device", "cpu", "--out", str(tmp_path / "run"), "--epochs", "0", "--epochs-decay", "0"]
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    env.pop("PIX2PIX_DEBUG", None)
+    done = subprocess.run([sys.executable, "-m", "pix2pix_lib", *argv], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2  # refused for --epochs 0 --epochs-decay 0, after the dataset was read
+    lines = [line for line in done.stderr.splitlines() if "square" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"pix2pix train: warning: {folder / '0.png'} is square"), done.stderr
+    assert "warnings.warn" not in done.stderr

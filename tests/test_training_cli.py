@@ -40,7 +40,7 @@ def test_train_then_resume_from_the_command_line(tmp_path, capsys) -> None:
     assert main(["evaluate", "--model", str(run), "--data", str(data), "--out", str(tmp_path / "eval"), "--device", "cpu"]) == 0
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["direction"] == "BtoA"
     # Asking for the other direction is refused instead of scoring the wrong half.
-    assert main(["evaluate", "--model", str(run), "--data", str(data), "--direction", "AtoB", "--device", "cpu"]) == 1
+    assert main(["evaluate", "--model", str(run), "--data", str(data), "--direction", "AtoB", "--device", "cpu"]) == 2
     assert "trained BtoA" in capsys.readouterr().err
 
 
@@ -66,8 +66,14 @@ def test_train_options_map_to_train_config() -> None:
 def test_bad_option_values_are_reported(tmp_path, capsys) -> None:
     data = tmp_path / "pairs"
     write_aligned_folder(data, count=1)
-    assert main(["train", "--data", str(data), *COMMON, "--out", str(tmp_path / "run"), "--gan-mode", "wgan"]) == 2
-    assert "TrainConfig.gan_mode='wgan'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stopped:  # refused by argparse, naming the option
+        main(["train", "--data", str(data), *COMMON, "--out", str(tmp_path / "run"), "--gan-mode", "wgan"])
+    assert stopped.value.code == 2
+    assert "argument --gan-mode: must be one of vanilla, lsgan, hinge, got 'wgan'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+    # what argparse cannot see (epochs + epochs_decay >= 1) is still refused before a run folder is made
+    assert main(["train", "--data", str(data), *COMMON, "--out", str(tmp_path / "run"), "--epochs", "0", "--epochs-decay", "0"]) == 2
+    assert "pix2pix train: error: --epochs 0 is invalid" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
+from ._options import UsageError, apply_threads
 from .cyclegan import add_cyclegan
 from .deploy import add_export, add_serve
 from .evaluation import add_evaluate, add_study
@@ -61,12 +63,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     try:
-        return int(args.run(args) or 0)
+        apply_threads(getattr(args, "threads", None))
+        with warnings.catch_warnings():
+            if not debug:  # "pix2pix train: warning: ..." instead of Python's source line
+                warnings.formatwarning = _warning_line(args.command)
+            return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except UsageError as error:  # a value that cannot work: one line naming the option, like argparse's
+        print(f"pix2pix {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except Exception as error:  # noqa: BLE001 - every error becomes one readable line
         if debug:
             raise
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"pix2pix {args.command}: error: {message} (--debug shows the traceback)", file=sys.stderr)
         return 1
+
+
+def _warning_line(command: str):  # noqa: ANN202 - the signature of warnings.formatwarning
+    def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+        return f"pix2pix {command}: warning: {' '.join(str(message).split())}\n"
+
+    return format_warning

@@ -9,6 +9,7 @@ from typing import Any
 
 from torch import nn
 
+from ._options import add_threads, non_negative_float, non_negative_int, option_words, paired_dataset, positive_int
 from .model_flags import add_model_flags, build_models
 from .training import _TRAIN_OPTIONS, fit_and_report, resume_source
 
@@ -33,8 +34,8 @@ def add_cyclegan(commands: argparse._SubParsersAction) -> None:
         "--val-data", type=Path, default=None,
         help="validation data: a folder with testA/ + testB/ (cycle errors) or a folder of aligned pairs (+ L1/PSNR/SSIM)",
     )  # fmt: skip
-    parser.add_argument("--load-size", type=int, default=286, help="resize to this before cropping (default: 286)")
-    parser.add_argument("--crop-size", type=int, default=256, help="random crop size (default: 256)")
+    parser.add_argument("--load-size", type=positive_int, default=286, help="resize to this before cropping (default: 286)")
+    parser.add_argument("--crop-size", type=positive_int, default=256, help="random crop size (default: 256)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/cyclegan)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN|auto",
@@ -47,9 +48,10 @@ def add_cyclegan(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", dest="progress_bar", action="store_const", const=False, default=None)
     parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, default=None)
     loss = parser.add_argument_group("CycleGAN (new runs; --resume keeps the checkpoint's unless given)")
-    loss.add_argument("--lambda-cycle", type=float, default=None, help="weight of each cycle L1 term (default: 10)")
-    loss.add_argument("--lambda-identity", type=float, default=None, help="identity weight, x lambda-cycle (default: 0.5)")
-    loss.add_argument("--pool-size", type=int, default=50, help="generated images kept per discriminator (default: 50)")
+    loss.add_argument("--lambda-cycle", type=non_negative_float, default=None, help="weight of each cycle L1 term (default: 10)")
+    loss.add_argument("--lambda-identity", type=non_negative_float, default=None, help="identity weight, x lambda-cycle (default: 0.5)")
+    loss.add_argument("--pool-size", type=non_negative_int, default=50, help="generated images kept per discriminator (default: 50)")
+    add_threads(parser)
     add_model_flags(parser, DEFAULT_BUILDERS)
     parser.set_defaults(run=_run_cyclegan)
 
@@ -74,7 +76,7 @@ def _build_models(args: argparse.Namespace, in_channels: int, out_channels: int)
 
 
 def _datasets(args: argparse.Namespace) -> tuple[Any, Any]:
-    from ..data import PairedImageDataset, UnpairedImageDataset
+    from ..data import UnpairedImageDataset
 
     sizes = {"load_size": args.load_size, "crop_size": args.crop_size}
     train_set = UnpairedImageDataset(args.data, split="train", train=True, seed=args.seed or 0, **sizes)
@@ -82,7 +84,7 @@ def _datasets(args: argparse.Namespace) -> tuple[Any, Any]:
         return train_set, None
     if (args.val_data / "testA").is_dir():
         return train_set, UnpairedImageDataset(args.val_data, split="test", train=False, **sizes)
-    return train_set, PairedImageDataset(args.val_data, train=False, **sizes)
+    return train_set, paired_dataset("--val-data", args.val_data, train=False, **sizes)
 
 
 def _run_cyclegan(args: argparse.Namespace) -> int:
@@ -102,7 +104,7 @@ def _run_cyclegan(args: argparse.Namespace) -> int:
             base = TrainConfig.from_json(args.config) if args.config else cyclegan_config()
             config = base.replace(**overrides)
         except ValueError as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"pix2pix cyclegan: error: {option_words(error)}", file=sys.stderr)
             return 2
         resume = resume_source(args.resume, config.out_dir)
         if resume is not None:

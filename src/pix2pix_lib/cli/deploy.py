@@ -6,11 +6,17 @@ import argparse
 from pathlib import Path
 
 from ..norm_modes import DETERMINISTIC_NORM_MODES
+from ._options import UsageError, add_threads, port, positive_int
 
 __all__ = ["add_export", "add_serve"]
 
 
 # --- export -----------------------------------------------------------------------------------------
+#: the file suffix each --format writes
+_SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}
+_FORMATS = {suffix: format for format, suffix in _SUFFIXES.items()}
+
+
 def add_export(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "export",
@@ -25,9 +31,10 @@ def add_export(commands: argparse._SubParsersAction) -> None:
         "--norm-mode", choices=DETERMINISTIC_NORM_MODES, default=None,
         help="normalisation mode to bake in (default: the model's recommendation, else per_image)",
     )
-    parser.add_argument("--example-size", type=int, default=256, help="side of the tracing example (default: 256)")
+    parser.add_argument("--example-size", type=positive_int, default=256, help="side of the tracing example (default: 256)")
     parser.add_argument("--static", action="store_true", help="fix the input to (1, C, SIZE, SIZE) instead of dynamic N, H, W")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for --model")
+    add_threads(parser)
     parser.set_defaults(run=_run_export)
 
 
@@ -35,6 +42,13 @@ def _run_export(args: argparse.Namespace) -> int:
     from ..exporting import export
     from ..pretrained import load_pretrained
 
+    suffix = _SUFFIXES[args.format]
+    if args.out.suffix.lower() != suffix:  # before the model is loaded: a wrong name is a typo, not a choice
+        raise UsageError(
+            f"--out {args.out} does not end in {suffix}, the suffix of --format {args.format} files; "
+            f"pass --out {args.out.with_suffix(suffix)}"
+            + ("" if args.out.suffix.lower() not in _SUFFIXES.values() else f" or --format {_FORMATS[args.out.suffix.lower()]}")
+        )
     generator = load_pretrained(args.model, revision=args.revision, device="cpu")
     path = export(
         generator, args.out, args.format, norm_mode=args.norm_mode, example_size=args.example_size, dynamic=not args.static
@@ -55,11 +69,12 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
         help="pretrained name, Hub repo id, saved folder, training run, ONNX file or weights file",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    parser.add_argument("--port", type=port, default=7860, help="port (default: 7860)")
     parser.add_argument(
-        "--max-pixels", type=int, default=None, help="refuse uploads with more pixels than this (default: 2048*2048)"
+        "--max-pixels", type=positive_int, default=None, help="refuse uploads with more pixels than this (default: 2048*2048)"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    add_threads(parser)
     parser.add_argument("--title", default=None, help="page title (default: pix2pix demo: MODEL)")
     parser.add_argument(
         "--write-space", type=Path, default=None, metavar="DIR",

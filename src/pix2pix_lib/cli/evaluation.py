@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from ..metrics import DEFAULT_METRICS, METRICS
 from ..models.task import DIRECTIONS
 from ..norm_modes import NORM_MODES
+from ._options import (
+    UsageError, add_threads, non_negative_int, paired_dataset, positive_float, positive_int,
+)  # fmt: skip
 
 __all__ = ["add_evaluate", "add_study"]
 
@@ -30,14 +32,15 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
         "--metrics", default=",".join(DEFAULT_METRICS),
         help=f"comma-separated: {','.join(METRICS)} (default: {','.join(DEFAULT_METRICS)})",
     )
-    parser.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default: 8)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images per forward pass (default: 8)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    add_threads(parser)
     parser.add_argument(
         "--norm-mode", choices=NORM_MODES, default=None, help="normalisation at test time (default: the model's recommendation)"
     )
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers (default: 0)")
+    parser.add_argument("--num-workers", type=non_negative_int, default=0, help="DataLoader workers (default: 0)")
     parser.add_argument(
-        "--max-report-images", type=int, default=500, help="embed images for this many worst rows (default: 500)"
+        "--max-report-images", type=non_negative_int, default=500, help="embed images for this many worst rows (default: 500)"
     )
     parser.add_argument(
         "--save-images", action="store_true",
@@ -47,18 +50,21 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from ..data import PairedImageDataset
     from ..evaluation import evaluate
     from ..pretrained import load_pretrained
 
     generator = load_pretrained(args.model, device=args.device)
-    direction = args.direction or getattr(getattr(generator, "task", None), "direction", None)
+    trained = getattr(getattr(generator, "task", None), "direction", None)
+    direction = args.direction or trained
     if direction is None:
-        print(f"error: {args.model} does not record which half of the pairs it reads; pass --direction AtoB or BtoA",
-              file=sys.stderr)  # fmt: skip
-        return 2
+        raise UsageError(f"{args.model} does not record which half of the pairs it reads; pass --direction AtoB or BtoA")
+    if trained is not None and direction != trained:  # evaluate() would refuse it too, in Python's words
+        raise UsageError(
+            f"--direction {direction} but {args.model} was trained {trained}: the input would be the wrong half "
+            f"of each pair; leave out --direction (or pass --direction {trained})"
+        )
     # The dataset's direction decides which half is the input; evaluate() checks it against the model's.
-    dataset = PairedImageDataset(args.data, direction=direction, train=False)
+    dataset = paired_dataset("--data", args.data, direction=direction, train=False)
     result = evaluate(
         generator,
         dataset,
@@ -86,9 +92,9 @@ def add_study(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--real", type=Path, required=True, help="folder of real images")
     parser.add_argument("--fake", type=Path, required=True, help="folder of generated images")
     parser.add_argument("--out", type=Path, default=Path("study.html"), help="HTML file to write (default: study.html)")
-    parser.add_argument("--seconds", type=float, default=1.0, help="how long each image is shown (default: 1)")
-    parser.add_argument("--trials", type=int, default=None, help="number of trials, half real (default: all images)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for choosing and shuffling trials (default: 0)")
+    parser.add_argument("--seconds", type=positive_float, default=1.0, help="how long each image is shown (default: 1)")
+    parser.add_argument("--trials", type=positive_int, default=None, help="number of trials, half real (default: all images)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed for choosing and shuffling trials (default: 0)")
     parser.add_argument("--title", default="Real or fake?", help="page title")
     parser.set_defaults(run=_run_study)
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from ..models.layers import NORM_NAMES
 from ..models.zoo import builder_spec, create_model, list_models
+from ._options import fraction, non_negative_int, positive_int
 
 __all__ = ["add_model_flags", "build_models"]
 
@@ -40,11 +41,11 @@ def add_model_flags(parser: argparse.ArgumentParser, defaults: Mapping[str, str]
                        help=f"generator builder (default: {defaults['generator']}, or unet with --num-downs)")  # fmt: skip
     model.add_argument("--discriminator", choices=list_models("discriminator"), default=None,
                        help=f"discriminator builder (default: {defaults['discriminator']}, or n_layers_patchgan with --d-layers)")  # fmt: skip
-    model.add_argument("--ngf", type=int, default=None, help="generator base channels (builder default: 64)")
-    model.add_argument("--num-downs", type=int, default=None, help="U-Net downsamplings (--generator unet; 8 = unet_256)")
-    model.add_argument("--ndf", type=int, default=None, help="discriminator base channels (builder default: 64)")
-    model.add_argument("--d-layers", type=int, default=None, help="PatchGAN layers (--discriminator n_layers_patchgan; 3 = 70x70)")
-    model.add_argument("--d-scales", type=int, default=None,
+    model.add_argument("--ngf", type=positive_int, default=None, help="generator base channels (builder default: 64)")
+    model.add_argument("--num-downs", type=positive_int, default=None, help="U-Net downsamplings (--generator unet; 8 = unet_256)")
+    model.add_argument("--ndf", type=positive_int, default=None, help="discriminator base channels (builder default: 64)")
+    model.add_argument("--d-layers", type=non_negative_int, default=None, help="PatchGAN layers (--discriminator n_layers_patchgan; 3 = 70x70)")
+    model.add_argument("--d-scales", type=positive_int, default=None,
                        help="scales of pix2pixHD's multi-scale PatchGAN (picks --discriminator multiscale_patchgan; builder default: 3)")
     model.add_argument("--norm", choices=NORM_NAMES, default=None,
                        help="normalisation of both networks (builder defaults: batch for U-Nets and PatchGANs, instance for ResNets)")  # fmt: skip
@@ -53,7 +54,7 @@ def add_model_flags(parser: argparse.ArgumentParser, defaults: Mapping[str, str]
     model.add_argument("--d-norm", choices=NORM_NAMES, default=None, help="normalisation of the discriminator only (overrides --norm)")
     model.add_argument("--d-spectral-norm", action="store_const", const=True, default=None,
                        help="spectral normalisation on every discriminator convolution (off in the paper)")  # fmt: skip
-    model.add_argument("--dropout", type=float, default=None, help="generator dropout (builder default: 0.5 U-Net, 0 ResNet)")
+    model.add_argument("--dropout", type=fraction, default=None, help="generator dropout (builder default: 0.5 U-Net, 0 ResNet)")
 
 
 def build_models(

@@ -7,11 +7,13 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..devices import INFERENCE_PRECISIONS
 from ..inference import SIZE_MODES
 from ..models.task import DIRECTIONS
 from ..norm_modes import NORM_MODES
+from ._options import UsageError, add_threads, non_negative_int, positive_int
 
 __all__ = ["add_convert", "add_download", "add_translate"]
 
@@ -19,19 +21,28 @@ __all__ = ["add_convert", "add_download", "add_translate"]
 # --- translate --------------------------------------------------------------------------------------
 def add_translate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
-        "translate", help="translate images with a pretrained or saved generator (e.g. --model maps)"
-    )
+        "translate", help="translate images with a pretrained or saved generator (e.g. --model maps)",
+        description="Writes OUT/NAME.png for each input image (atomically); never over an input file.",
+    )  # fmt: skip
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="image files or folders of images")
     parser.add_argument("--out", type=Path, required=True, help="output folder; results are written as NAME.png")
     parser.add_argument(
-        "--model", default="maps", help="pretrained name, Hub repo id, saved folder or weights file (default: maps)"
-    )
+        "--model", default=None,
+        help="required: a pretrained name (see `pix2pix_lib.list_pretrained()`, e.g. maps or facades), "
+        "Hub repo id, saved folder or weights file",
+    )  # fmt: skip
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for --model")
     parser.add_argument("--size", choices=SIZE_MODES, default="resize", help="size handling (default: resize)")
-    parser.add_argument("--image-size", type=int, default=None, help="square size for --size resize (default: the model's)")
-    parser.add_argument("--tile-size", type=int, default=None, help="tile side for --size tile (default: the model's size)")
-    parser.add_argument("--tile-overlap", type=int, default=None, help="pixels shared by neighbouring tiles")
-    parser.add_argument("--batch-size", type=int, default=8, help="images or tiles per forward pass (default: 8)")
+    parser.add_argument(
+        "--image-size", type=positive_int, default=None, help="square size for --size resize (default: the model's)"
+    )
+    parser.add_argument(
+        "--tile-size", type=positive_int, default=None, help="tile side for --size tile (default: the model's size)"
+    )
+    parser.add_argument("--tile-overlap", type=non_negative_int, default=None, help="pixels shared by neighbouring tiles")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=8, help="images or tiles per forward pass (default: 8)"
+    )
     parser.add_argument(
         "--norm-mode", choices=NORM_MODES, default=None,
         help="normalisation layers at inference (default: the model's recommendation, else per_image)",
@@ -43,7 +54,13 @@ def add_translate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--compile", action="store_true", help="a compiled graph per image size: slow first batch, faster after"
     )
+    parser.add_argument(
+        "--on-error", choices=("skip", "raise"), default="skip",
+        help="an image that cannot be read: skip (default) warns, translates the rest and exits with status 2 "
+        "listing the skipped files; raise stops at the first. A single input image always stops with its error",
+    )  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    add_threads(parser)
     parser.set_defaults(run=_run_translate)
 
 
@@ -68,27 +85,90 @@ def _image_files(inputs: Sequence[Path]) -> list[Path]:
     return files
 
 
+def _refuse_overwriting(outputs: dict[Path, Path]) -> None:
+    """:class:`UsageError` when an output file is one of the input files: the same resolved path (symlinks,
+    ``..`` and relative forms) or, for an output that exists already, the same file (hard links)."""
+    by_path = {path.resolve(): path for path in outputs}
+    by_inode = {(stat.st_dev, stat.st_ino): path for path in outputs for stat in (path.stat(),)}
+    for source, target in outputs.items():
+        same = by_path.get(target.resolve())
+        if same is None and target.exists():
+            stat = target.stat()
+            same = by_inode.get((stat.st_dev, stat.st_ino))
+        if same is not None:
+            raise UsageError(
+                f"--out {target.parent} would overwrite the input {same} with the translation of {source} "
+                f"({target}); choose another --out folder"
+            )
+
+
+def _pair_hint(path: Path, width: int, height: int, trained: int) -> str:
+    """The warning for an input shaped like an aligned A|B (or A-over-B) pair file."""
+    halves = "side by side" if width == 2 * height else "one above the other"
+    return (
+        f"{path} is {width}x{height}, the shape of an aligned pair file (two squares {halves}, the pix2pix "
+        f"datasets' layout); if it is one, the model (trained on {trained}x{trained} squares) translates both "
+        "halves as one image and the result is garbage: translate only the input half (crop the left half for "
+        "AtoB, the right half for BtoA), or score pair files with `pix2pix evaluate --data FOLDER` (warned once)"
+    )
+
+
 def _run_translate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..atomic_io import write_atomically
+    from ..data.image_io import ImageLoadError, read_image
     from ..inference import translate
-    from ..pretrained import load_pretrained
+    from ..pretrained import list_pretrained, load_pretrained
 
+    if args.model is None:
+        raise UsageError(
+            f"--model is required: a pretrained name ({', '.join(list_pretrained())}), a Hub repo id, a saved "
+            "folder or a weights file, e.g. --model maps"
+        )
     files = _image_files(args.inputs)
+    outputs = {path: args.out / f"{path.stem}.png" for path in files}
+    _refuse_overwriting(outputs)  # before the model is loaded or anything is written
     generator = load_pretrained(args.model, revision=args.revision, device=args.device)
+    trained = getattr(getattr(generator, "task", None), "image_size", None) or 256  # translate()'s fallback
+    tile = args.tile_size or args.image_size or trained
+    if args.size == "tile" and args.tile_overlap is not None and args.tile_overlap >= tile:
+        given = "--tile-size" if args.tile_size else "--image-size" if args.image_size else "the model's size"
+        raise UsageError(f"--tile-overlap {args.tile_overlap} must be smaller than the tile side ({given}: {tile})")
+    on_error = "raise" if len(files) == 1 else args.on_error
     args.out.mkdir(parents=True, exist_ok=True)
     options = dict(
         size=args.size, image_size=args.image_size, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
         batch_size=args.batch_size, norm_mode=args.norm_mode, precision=args.precision, compile=args.compile or None,
     )
+    skipped: list[Path] = []
+    warned_pair = False
     with tqdm(total=len(files), desc="translate", unit="image", disable=len(files) < 2) as bar:
         for start in range(0, len(files), args.batch_size):
-            chunk = files[start : start + args.batch_size]
-            for path, result in zip(chunk, translate(chunk, generator, **options)):  # decoded like the dataset
-                write_atomically(args.out / f"{path.stem}.png", lambda temp, r=result: r.save(temp, format="PNG"))
-            bar.update(len(chunk))
-    print(f"{len(files)} image(s) translated with {args.model} -> {args.out}")
+            chunk: list[tuple[Path, Any]] = []
+            for path in files[start : start + args.batch_size]:
+                try:
+                    image = read_image(path)  # decoded like the dataset (translate() does the same for a path)
+                except (ImageLoadError, FileNotFoundError) as error:
+                    if on_error == "raise":
+                        raise
+                    skipped.append(path)
+                    bar.write(f"pix2pix translate: warning: skipping {path}: {' '.join(str(error).split())}", file=sys.stderr)
+                    continue
+                width, height = image.size
+                if not warned_pair and (width == 2 * height or height == 2 * width):
+                    warned_pair = True
+                    bar.write(f"pix2pix translate: warning: {_pair_hint(path, width, height, trained)}", file=sys.stderr)
+                chunk.append((path, image))
+            if chunk:
+                for (path, _), result in zip(chunk, translate([image for _, image in chunk], generator, **options)):
+                    write_atomically(outputs[path], lambda temp, r=result: r.save(temp, format="PNG"))
+            bar.update(len(files[start : start + args.batch_size]))
+    print(f"{len(files) - len(skipped)} image(s) translated with {args.model} -> {args.out}")
+    if skipped:
+        names = ", ".join(map(str, skipped[:10])) + (f", ... ({len(skipped) - 10} more)" if len(skipped) > 10 else "")
+        print(f"pix2pix translate: error: skipped {len(skipped)} unreadable image(s): {names}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -104,7 +184,7 @@ def add_convert(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--direction", choices=DIRECTIONS, default=None, help="which half of A|B pairs is the input")
     parser.add_argument("--input-domain", default=None, help='what the inputs show, e.g. "facade label map"')
     parser.add_argument("--output-domain", default=None, help='what the outputs show, e.g. "facade photo"')
-    parser.add_argument("--image-size", type=int, default=256, help="training image size (default: 256)")
+    parser.add_argument("--image-size", type=positive_int, default=256, help="training image size (default: 256)")
     parser.add_argument("--trained-on", default=None, help="training data, in words")
     parser.add_argument("--license", default=None, help="licence of the weights, e.g. MIT or BSD-3-Clause")
     parser.add_argument(

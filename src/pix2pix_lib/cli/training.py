@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..devices import PRECISIONS
 from ..models.task import DIRECTIONS
+from ..training.config import GAN_MODES, LR_SCALINGS
+from ._options import (
+    add_threads, choice, option_words, fraction, non_negative_float, non_negative_int, open_fraction, paired_dataset,
+    positive_float, positive_int,
+)  # fmt: skip
 from .model_flags import add_model_flags, build_models
 
 __all__ = ["add_demo", "add_train"]
@@ -64,9 +70,10 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("demo-run"), help="output folder (default: demo-run)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
-    parser.add_argument("--seconds", type=float, default=60.0, help="training time in seconds (default: 60)")
-    parser.add_argument("--size", type=int, default=64, help="synthetic image size (default: 64)")
-    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16 (default: auto)")
+    parser.add_argument("--seconds", type=positive_float, default=60.0, help="training time in seconds (default: 60)")
+    parser.add_argument("--size", type=positive_int, default=64, help="synthetic image size (default: 64)")
+    parser.add_argument("--precision", type=choice(PRECISIONS), default="auto", help="auto, fp32, bf16 or fp16 (default: auto)")
+    add_threads(parser)
     parser.set_defaults(run=_run_demo)
 
 
@@ -104,29 +111,29 @@ def _run_demo(args: argparse.Namespace) -> int:
 #: TrainConfig options the ``train`` command exposes: (flag, option, type, help). Flags default to None,
 #: which means "the TrainConfig default" for a new run and "the checkpoint's value" with --resume.
 _TRAIN_OPTIONS = (
-    ("--epochs", "epochs", int, "epochs at the initial learning rate"),
-    ("--epochs-decay", "epochs_decay", int, "epochs of linear learning-rate decay to zero"),
-    ("--max-steps", "max_steps", int, "stop after this many steps in total"),
-    ("--max-seconds", "max_seconds", float, "stop after this much training time in this run"),
-    ("--batch-size", "batch_size", int, "images per step and process"),
-    ("--lr", "lr", float, "Adam learning rate"),
-    ("--lr-scaling", "lr_scaling", str, "scale lr with the global batch b: none, sqrt (lr*sqrt(b)) or linear (lr*b)"),
-    ("--beta1", "beta1", float, "Adam beta1"),
-    ("--lambda-l1", "lambda_l1", float, "weight of the L1 term"),
-    ("--lambda-feat", "lambda_feat", float, "weight of the discriminator feature-matching term (pix2pixHD; 0: off)"),
-    ("--gan-mode", "gan_mode", str, "vanilla, lsgan or hinge"),
-    ("--seed", "seed", int, "random seed"),
-    ("--ema-decay", "ema_decay", float, "average the generator's weights with this decay, e.g. 0.999 (used for validation, samples, saved models)"),
-    ("--r1-gamma", "r1_gamma", float, "R1 gradient penalty weight on D's real pairs (0: off)"),
-    ("--r1-every", "r1_every", int, "steps between lazy R1 penalties"),
-    ("--precision", "precision", str, "auto, fp32, bf16 or fp16"),
-    ("--num-workers", "num_workers", int, "DataLoader worker processes"),
-    ("--log-every", "log_every", int, "steps between log flushes"),
-    ("--sample-every", "sample_every", int, "epochs between sample grids (0: never)"),
-    ("--val-every", "val_every", int, "epochs between validations (0: never)"),
-    ("--val-fraction", "val_fraction", float, "without --val-data, training pairs held out for validation"),
-    ("--checkpoint-every", "checkpoint_every", int, "epochs between checkpoints (0: only at the end)"),
-    ("--keep-last", "keep_last", int, "checkpoints to keep (0: all)"),
+    ("--epochs", "epochs", non_negative_int, "epochs at the initial learning rate"),
+    ("--epochs-decay", "epochs_decay", non_negative_int, "epochs of linear learning-rate decay to zero"),
+    ("--max-steps", "max_steps", non_negative_int, "stop after this many steps in total"),
+    ("--max-seconds", "max_seconds", non_negative_float, "stop after this much training time in this run"),
+    ("--batch-size", "batch_size", positive_int, "images per step and process"),
+    ("--lr", "lr", positive_float, "Adam learning rate"),
+    ("--lr-scaling", "lr_scaling", choice(LR_SCALINGS), "scale lr with the global batch b: none, sqrt (lr*sqrt(b)) or linear (lr*b)"),
+    ("--beta1", "beta1", fraction, "Adam beta1"),
+    ("--lambda-l1", "lambda_l1", non_negative_float, "weight of the L1 term"),
+    ("--lambda-feat", "lambda_feat", non_negative_float, "weight of the discriminator feature-matching term (pix2pixHD; 0: off)"),
+    ("--gan-mode", "gan_mode", choice(GAN_MODES), "vanilla, lsgan or hinge"),
+    ("--seed", "seed", non_negative_int, "random seed"),
+    ("--ema-decay", "ema_decay", open_fraction, "average the generator's weights with this decay, e.g. 0.999 (used for validation, samples, saved models)"),
+    ("--r1-gamma", "r1_gamma", non_negative_float, "R1 gradient penalty weight on D's real pairs (0: off)"),
+    ("--r1-every", "r1_every", positive_int, "steps between lazy R1 penalties"),
+    ("--precision", "precision", choice(PRECISIONS), "auto, fp32, bf16 or fp16"),
+    ("--num-workers", "num_workers", non_negative_int, "DataLoader worker processes"),
+    ("--log-every", "log_every", positive_int, "steps between log flushes"),
+    ("--sample-every", "sample_every", non_negative_int, "epochs between sample grids (0: never)"),
+    ("--val-every", "val_every", non_negative_int, "epochs between validations (0: never)"),
+    ("--val-fraction", "val_fraction", fraction, "without --val-data, training pairs held out for validation"),
+    ("--checkpoint-every", "checkpoint_every", non_negative_int, "epochs between checkpoints (0: only at the end)"),
+    ("--keep-last", "keep_last", non_negative_int, "checkpoints to keep (0: all)"),
 )
 
 
@@ -145,8 +152,8 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         "--direction", choices=DIRECTIONS, default="AtoB",
         help="which half of each A|B pair is the input (default: AtoB; recorded in the model's task)",
     )
-    parser.add_argument("--load-size", type=int, default=286, help="resize to this before cropping (default: 286)")
-    parser.add_argument("--crop-size", type=int, default=256, help="random crop size (default: 256)")
+    parser.add_argument("--load-size", type=positive_int, default=286, help="resize to this before cropping (default: 286)")
+    parser.add_argument("--crop-size", type=positive_int, default=256, help="random crop size (default: 256)")
     parser.add_argument(
         "--on-error", choices=("raise", "skip"), default="raise",
         help="unreadable training images: stop before training with their list (raise, default) or leave them out (skip)",
@@ -170,12 +177,12 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--sync-batchnorm", action="store_const", const=True, default=None, help="SyncBatchNorm under DDP")
     parser.add_argument("--no-progress", dest="progress_bar", action="store_const", const=False, default=None)
     parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, default=None)
+    add_threads(parser)
     add_model_flags(parser, DEFAULT_BUILDERS)
     parser.set_defaults(run=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from ..data import PairedImageDataset
     from ..training import Pix2PixTrainer, TrainConfig, seed_everything, shutdown_distributed
 
     overrides = {option: getattr(args, option) for _, option, _, _ in _TRAIN_OPTIONS}
@@ -187,8 +194,8 @@ def _run_train(args: argparse.Namespace) -> int:
     overrides = {option: value for option, value in overrides.items() if value is not None}
 
     sizes = {"load_size": args.load_size, "crop_size": args.crop_size}
-    train_set = PairedImageDataset(args.data, direction=args.direction, train=True, on_error=args.on_error, **sizes)
-    val_set = None if args.val_data is None else PairedImageDataset(args.val_data, direction=args.direction, train=False, **sizes)
+    train_set = paired_dataset("--data", args.data, direction=args.direction, train=True, on_error=args.on_error, **sizes)
+    val_set = None if args.val_data is None else paired_dataset("--val-data", args.val_data, direction=args.direction, train=False, **sizes)
     try:
         if args.resume is not None and args.config is not None:
             print("error: --config cannot be combined with --resume (the checkpoint holds the config; "
@@ -197,7 +204,7 @@ def _run_train(args: argparse.Namespace) -> int:
         try:
             config = (TrainConfig.from_json(args.config) if args.config else TrainConfig()).replace(**overrides)
         except ValueError as error:  # a bad option value: a usage error
-            print(f"error: {error}", file=sys.stderr)
+            print(f"pix2pix train: error: {option_words(error)}", file=sys.stderr)
             return 2
         resumed, resume = None, resume_source(args.resume, config.out_dir)
         if resume is not None:  # a bad checkpoint is an ordinary error (one line, or --debug)

@@ -31,7 +31,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageLoadError", "canonical_image", "is_image_file", "read_image", "to_channels"]
+__all__ = [
+    "IMAGE_EXTENSIONS", "ImageLoadError", "LayoutWarning", "canonical_image", "header_size", "is_image_file", "read_image",
+    "to_channels",
+]  # fmt: skip
 
 #: File name suffixes (lower case) treated as images when listing a folder; other files are ignored.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -49,20 +52,34 @@ class ImageLoadError(ValueError):
         super().__init__(f"cannot read image {self.path}: {reason}")
 
 
+class LayoutWarning(UserWarning):
+    """The images do not look like the layout they are read as (e.g. square files read as ``A|B`` pairs)."""
+
+
+def header_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(width, height)`` from the file's header without decoding the pixels; ``None`` when it cannot be read
+    (:func:`check_image_header` says why)."""
+    try:
+        return check_image_header(path)
+    except ImageLoadError:
+        return None
+
+
 def is_image_file(path: str | os.PathLike) -> bool:
     """True for a visible file whose suffix is in :data:`IMAGE_EXTENSIONS`."""
     name = os.path.basename(path)
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def check_image_header(path: str | os.PathLike) -> None:
-    """Read only ``path``'s header (milliseconds even for big files): :class:`ImageLoadError` naming the file when
-    it is missing, not an image Pillow can identify, or over Pillow's pixel limit; truncated data is found on decoding."""
+def check_image_header(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` from ``path``'s header alone (milliseconds even for big files); :class:`ImageLoadError`
+    naming the file when it is missing, not an image Pillow can identify, or over Pillow's pixel limit
+    (truncated pixel data is found on decoding)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                image.size  # noqa: B018 - the header is parsed by open()
+                return image.size  # the header is parsed by open()
     except FileNotFoundError as error:
         raise ImageLoadError(path, "the file does not exist") from error
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:

@@ -32,7 +32,9 @@ from torchvision import tv_tensors
 from .image_io import (
     IMAGE_EXTENSIONS,
     ImageLoadError,
+    LayoutWarning,
     check_image_header,
+    header_size,
     is_image_file,
     read_image,
     to_channels,
@@ -41,10 +43,32 @@ from ..models.task import Direction, check_direction
 from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, check_pixel_range, uint8_to_range
 from .transforms import PairedTransformConfig, Preprocess, build_paired_transform
 
-__all__ = ["PairFiles", "PairedImageDataset", "find_pairs"]
+__all__ = ["NoImagesError", "PairFiles", "PairedImageDataset", "find_pairs"]
 
 OnError = Literal["raise", "skip"]
 _MAX_NAMES_IN_ERROR = 10
+#: aligned files whose headers are checked for the square-file warning (cheap: no pixels are decoded)
+_LAYOUT_CHECK_FILES = 3
+
+
+class NoImagesError(ValueError):
+    """A dataset folder without image files; ``subfolders`` lists what it holds instead (for hints).
+
+    ``cyclegan_splits`` are the split names of ``<split>A``/``<split>B`` sub-folders among them.
+    """
+
+    def __init__(self, folder: Path, subfolders: list[str], cyclegan_splits: list[str], root_given: bool = True) -> None:
+        self.folder = folder
+        self.subfolders = subfolders
+        self.cyclegan_splits = cyclegan_splits
+        self.reason = f"no images found (looked for {', '.join(IMAGE_EXTENSIONS)} files)"
+        hint = ""
+        if subfolders:
+            splits = cyclegan_splits or subfolders
+            hint = f"; it has sub-folders {', '.join(subfolders)}: pass split= one of {', '.join(repr(s) for s in splits)}"
+            if root_given:
+                hint += " or point root at one of them"
+        super().__init__(f"no images found in {folder} (looked for {', '.join(IMAGE_EXTENSIONS)} files){hint}")
 
 
 @dataclass(frozen=True)
@@ -136,6 +160,8 @@ class PairedImageDataset(Dataset):
         )
         self.transform = build_paired_transform(self.transform_config, train=train)
         self.layout, self.pairs = find_pairs(self.root, split=split, on_error=on_error)
+        if self.layout == "aligned":
+            _warn_if_square(self.pairs[:_LAYOUT_CHECK_FILES])
         self._unreadable: set[int] = set()
 
     def __len__(self) -> int:
@@ -244,6 +270,24 @@ class PairedImageDataset(Dataset):
         return a, b
 
 
+def _warn_if_square(pairs: list[PairFiles]) -> None:
+    """Warn (:class:`LayoutWarning`) when the first aligned files are all square: each is split down the
+    middle into two half-width strips, which is what a folder of single images (not ``A|B`` pairs) gets."""
+    sizes = [(files.a, header_size(files.a)) for files in pairs]
+    sizes = [(path, size) for path, size in sizes if size is not None]
+    if not sizes or any(width != height for _, (width, height) in sizes):
+        return
+    path, (width, height) = sizes[0]
+    warnings.warn(
+        f"{path} is square ({width}x{height}), but the aligned layout splits every file down the middle into "
+        f"A (left {width // 2}x{height}) and B (right half); {path.parent} looks like single images, not A|B "
+        f"pairs: put inputs in {path.parent / 'A'} and targets in {path.parent / 'B'} with matching names "
+        "(the two-folder layout), or join each input and target side by side",
+        LayoutWarning,
+        stacklevel=3,
+    )
+
+
 def find_pairs(root: str | os.PathLike, split: str | None = None, on_error: OnError = "raise") -> tuple[str, list[PairFiles]]:
     """Detect the layout under ``root`` (and ``split``) and list its pairs: ``(layout, pairs)``.
 
@@ -273,14 +317,8 @@ def find_pairs(root: str | os.PathLike, split: str | None = None, on_error: OnEr
     if files:
         return "aligned", [PairFiles(path) for path in files]
     subfolders = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    hint = ""
-    if subfolders:
-        cyclegan = sorted({name[:-1] for name in subfolders if name[-1:] in ("A", "B") and len(name) > 1})
-        splits = cyclegan or subfolders
-        hint = f"; it has sub-folders {', '.join(subfolders)}: pass split= one of {', '.join(repr(s) for s in splits)}"
-        if split is None:
-            hint += " or point root at one of them"
-    raise ValueError(f"no images found in {base} (looked for {', '.join(IMAGE_EXTENSIONS)} files){hint}")
+    cyclegan = sorted({name[:-1] for name in subfolders if name[-1:] in ("A", "B") and len(name) > 1})
+    raise NoImagesError(base, subfolders, cyclegan, root_given=split is None)
 
 
 def _match_folders(folder_a: Path, folder_b: Path, on_error: OnError) -> list[PairFiles]:

@@ -29,7 +29,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pix2pix_lib import PatchDiscriminator, Pix2PixTrainer, TrainConfig, UNetGenerator, evaluate, load_pretrained
+from pix2pix_lib import (
+    PatchDiscriminator, Pix2PixTrainer, TrainConfig, UNetGenerator, create_model, evaluate, load_pretrained,
+)
 from pix2pix_lib.data import PairedImageDataset
 from pix2pix_lib.training import seed_everything
 
@@ -50,6 +52,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     "instance": {"base": "default", "generator": {"norm": "instance"}},
     "batch4_sqrt": {"base": "default", "config": {"batch_size": 4, "lr_scaling": "sqrt"}},
     "batch4_ema": {"base": "default", "config": {"batch_size": 4, "lr_scaling": "sqrt", "ema_decay": 0.999}},
+    # pix2pixHD's discriminator side (issue 20): 2 scales as pix2pixHD's --num_D default, feature matching
+    # at pix2pixHD's weight (its lambda_feat=10 is 40 in our mean-normalised loss)
+    "msd": {"base": "default", "discriminator_builder": "multiscale_patchgan", "discriminator": {"num_scales": 2}},
+    "fm": {"base": "default", "config": {"lambda_feat": 40.0}},
+    "msd_fm": {"base": "default", "config": {"lambda_feat": 40.0}, "discriminator_builder": "multiscale_patchgan",
+               "discriminator": {"num_scales": 2}},
 }
 
 
@@ -75,7 +83,9 @@ def run(name: str, config: TrainConfig, data: Path, direction: str) -> dict[str,
     train = PairedImageDataset(data / "train", direction=direction)
     recipe = RECIPES[name]
     generator = UNetGenerator(**recipe.get("generator", {}))
-    discriminator = PatchDiscriminator(**recipe.get("discriminator", {}))
+    builder = recipe.get("discriminator_builder")
+    options = recipe.get("discriminator", {})
+    discriminator = create_model(builder, **options) if builder else PatchDiscriminator(**options)
     trainer = Pix2PixTrainer(generator, discriminator, config, device="cpu")
     trainer.fit(train)
     test = PairedImageDataset(data / "test", direction=direction, train=False)

@@ -44,6 +44,10 @@ def add_translate(commands: argparse._SubParsersAction) -> None:
         "--compile", action="store_true", help="a compiled graph per image size: slow first batch, faster after"
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    parser.add_argument(
+        "--max-pixels", type=float, default=None,
+        help="refuse images with more pixels (default: 64e6, 256e6 for --size tile; inf: no bound)",
+    )
     parser.set_defaults(run=_run_translate)
 
 
@@ -81,6 +85,7 @@ def _run_translate(args: argparse.Namespace) -> int:
     options = dict(
         size=args.size, image_size=args.image_size, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
         batch_size=args.batch_size, norm_mode=args.norm_mode, precision=args.precision, compile=args.compile or None,
+        max_pixels=args.max_pixels,
     )
     with tqdm(total=len(files), desc="translate", unit="image", disable=len(files) < 2) as bar:
         for start in range(0, len(files), args.batch_size):

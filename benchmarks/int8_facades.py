@@ -31,8 +31,7 @@ with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     outs = {p: translate(every, model, size="native", precision=p, batch_size=8) for p in ("fp32", "bf16", "int8")}
 print("warnings:", [str(w.message) for w in caught if "int8" in str(w.message)])
-from pix2pix_lib.compiled import GRAPH_CACHE
-from pix2pix_lib.quantization import QuantizedGenerator
+from pix2pix_lib.inference import GRAPH_CACHE, QuantizedGenerator
 for entries in GRAPH_CACHE._graphs.values():
     for value in entries.values():
         if isinstance(value, QuantizedGenerator): print("gate:", value.report.describe())

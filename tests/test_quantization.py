@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix_lib import UNetGenerator
-from pix2pix_lib.compiled import GRAPH_CACHE, GraphCache, run_padded
 from pix2pix_lib.devices import INFERENCE_PRECISIONS, PRECISIONS, check_inference_precision
-from pix2pix_lib.inference import translate
+from pix2pix_lib.inference import GRAPH_CACHE, GraphCache, translate
+from pix2pix_lib.inference._compiled import run_padded
 from pix2pix_lib.metrics.pixel import psnr
 from pix2pix_lib.norm_modes import inference_norm
 from pix2pix_lib.training import TrainConfig
@@ -96,7 +96,7 @@ def test_graph_cache_is_weak_and_follows_the_weights() -> None:
 # --- int8 ---------------------------------------------------------------------------------------------
 def test_int8_translate_is_close_to_fp32_and_quantises_once(monkeypatch) -> None:
     pytest.importorskip("torchao")
-    import pix2pix_lib.quantization as quantization
+    import pix2pix_lib.inference._int8 as quantization
 
     builds = []
     original = quantization.build_int8
@@ -127,7 +127,7 @@ def test_bad_calibration_is_refused_and_falls_back_to_the_default_precision() ->
 
 def test_quantize_generator_gate_threshold() -> None:
     pytest.importorskip("torchao")
-    from pix2pix_lib.quantization import QuantizationRejected, quantize_generator
+    from pix2pix_lib.inference import QuantizationRejected, quantize_generator
 
     with pytest.raises(QuantizationRejected) as error:
         quantize_generator(scaled_unet(), images(4), min_psnr_db=500.0, compile=False)
@@ -139,7 +139,7 @@ def test_quantize_generator_gate_threshold() -> None:
 @pytest.mark.slow
 def test_lowered_int8_graph_matches_fp32_and_reports() -> None:
     pytest.importorskip("torchao")
-    from pix2pix_lib.quantization import quantize_generator
+    from pix2pix_lib.inference import quantize_generator
 
     model, calibration, check = scaled_unet(), images(4), images(4, seed=2)
     quantized = quantize_generator(model, calibration, check_images=check, batch_size=2, mixed_bf16=False)

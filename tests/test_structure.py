@@ -246,6 +246,7 @@ LAYERS = {
     "models": ("data", "training", "inference", "evaluation", "cli", "pretrained"),
     "data": ("training", "inference", "evaluation", "cli"),
     "training": ("inference", "evaluation", "cli"),
+    "inference": ("training", "evaluation", "cli"),
 }
 
 

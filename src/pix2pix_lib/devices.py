@@ -32,7 +32,7 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 InferencePrecision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
 #: Precisions only :func:`~pix2pix_lib.translate` accepts: ``"int8"`` is post-training static
-#: quantisation with a quality gate (:mod:`pix2pix_lib.quantization`), not an autocast dtype.
+#: quantisation with a quality gate (``pix2pix_lib.inference.quantize_generator``), not an autocast dtype.
 INFERENCE_ONLY_PRECISIONS: tuple[str, ...] = ("int8",)
 #: Everything translate() accepts: :data:`PRECISIONS` plus :data:`INFERENCE_ONLY_PRECISIONS`.
 INFERENCE_PRECISIONS: tuple[str, ...] = PRECISIONS + INFERENCE_ONLY_PRECISIONS

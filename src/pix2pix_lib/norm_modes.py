@@ -23,12 +23,32 @@ all three modes, so for such models the modes differ only in dropout.
 
 :func:`translate`, :func:`evaluate`, the trainer's validation and sample grids all pick the mode
 with :func:`resolve_norm_mode` and apply it with :func:`inference_norm`.
+
+**Threads.** A mode is set by changing the module itself (train/eval flags, BatchNorm's
+``forward``), so two threads setting modes on one model at once would corrupt each other's outputs
+and could leave the model patched for good. :func:`inference_norm` therefore holds a re-entrant
+lock of every submodule for the whole context: calls on the same model (or on models that share a
+submodule) take turns, calls on different models run in parallel, and a thread may nest contexts.
+The locks are taken in one global order (by ``id``), so two contexts entered at once never deadlock.
+
+Why a lock and not a per-call view (e.g. a contextvar read by a dispatcher installed permanently
+on every BatchNorm and Dropout): a mode means ``model.eval()`` for *every* submodule, and any
+custom layer may read ``self.training``; a view would have to re-implement each such layer and
+would still change how the module runs outside the context (pickling, hooks, ``torch.export``),
+while the lock keeps the exact outputs with no change to the module at rest. The cost: one model
+serves one inference at a time (a forward pass already uses all CPU cores through intra-op
+threads; to run a model truly in parallel, give each thread a ``copy.deepcopy`` of it). Code that
+runs the model *outside* ``inference_norm`` (e.g. a training step) while another thread is inside
+is not covered. For repeatable ``"paper"`` outputs with threads, seed inside the context: the
+lock keeps other inferences of the same model from drawing dropout masks in between.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from typing import Any, Literal
 
@@ -92,6 +112,16 @@ def _per_image_batch_norm(layer: nn.modules.batchnorm._BatchNorm, x: torch.Tenso
     return F.group_norm(x, layer.num_features, layer.weight, layer.bias, layer.eps)
 
 
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _module_locks(model: nn.Module) -> list[threading.RLock]:
+    """One re-entrant lock per submodule of ``model`` (kept only while the module lives), in ``id`` order."""
+    with _LOCKS_GUARD:
+        return [_LOCKS.setdefault(module, threading.RLock()) for module in sorted(model.modules(), key=id)]
+
+
 @contextmanager
 def inference_norm(model: nn.Module, mode: NormMode) -> Iterator[nn.Module]:
     """Put ``model`` in inference mode ``"running"``, ``"per_image"`` or ``"paper"`` (see the module docs).
@@ -101,8 +131,21 @@ def inference_norm(model: nn.Module, mode: NormMode) -> Iterator[nn.Module]:
 
         with inference_norm(generator, "per_image"), torch.inference_mode():
             fake = generator(real_a)
+
+    Thread-safe: the model's submodules are locked for the whole context (see "Threads" in the
+    module docs), so another thread's context on the same model waits until this one exits.
     """
     check_norm_mode(mode)
+    with ExitStack() as locks:
+        for lock in _module_locks(model):
+            locks.enter_context(lock)
+        with _set_mode(model, mode):
+            yield model
+
+
+@contextmanager
+def _set_mode(model: nn.Module, mode: NormMode) -> Iterator[None]:
+    """Set ``mode`` on ``model`` by changing its modules, and undo it on exit (the caller holds the locks)."""
     flags = [(module, module.training) for module in model.modules()]
     patched: list[tuple[nn.Module, Any]] = []
     try:
@@ -116,7 +159,7 @@ def inference_norm(model: nn.Module, mode: NormMode) -> Iterator[nn.Module]:
             for module in model.modules():
                 if isinstance(module, nn.modules.dropout._DropoutNd):
                     module.train()
-        yield model
+        yield
     finally:
         for module, previous in patched:
             if previous is None:

@@ -92,6 +92,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def pixel_bound(text: str) -> float:
+    """A pixel count > 0, or ``inf`` for no bound."""
+    if text.strip().lower() in ("inf", "infinity"):
+        return math.inf
+    return positive_float(text)
+
+
 def non_negative_float(text: str) -> float:
     """A finite number >= 0."""
     value = _number(text)

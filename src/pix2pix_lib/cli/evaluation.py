@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..devices import PRECISIONS
 from ..metrics import DEFAULT_METRICS, METRICS
 from ..models.task import DIRECTIONS
 from ..norm_modes import NORM_MODES
@@ -37,6 +38,10 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
     add_threads(parser)
     parser.add_argument(
         "--norm-mode", choices=NORM_MODES, default=None, help="normalisation at test time (default: the model's recommendation)"
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="auto",
+        help="the generator's autocast, as in translate (default: auto = bf16 where it is fast, else fp32)",
     )
     parser.add_argument("--num-workers", type=non_negative_int, default=0, help="DataLoader workers (default: 0)")
     parser.add_argument(
@@ -73,12 +78,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         out_dir=args.out,
         norm_mode=args.norm_mode,
+        precision=args.precision,
         num_workers=args.num_workers,
         max_report_images=args.max_report_images,
         save_images=args.save_images,
     )
     means = ", ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
-    print(f"{result['num_images']} images ({direction}, norm {result['norm_mode']}) in {result['seconds']:.1f} s: {means}")
+    print(f"{result['num_images']} images ({direction}, norm {result['norm_mode']}, {result['precision']}) "
+          f"in {result['seconds']:.1f} s: {means}")
     for path in result["files"].values():
         print(f"wrote {path}")
     return 0

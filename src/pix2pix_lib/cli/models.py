@@ -13,7 +13,7 @@ from ..devices import INFERENCE_PRECISIONS
 from ..inference import SIZE_MODES
 from ..models.task import DIRECTIONS
 from ..norm_modes import NORM_MODES
-from ._options import UsageError, add_threads, non_negative_int, positive_int
+from ._options import UsageError, add_threads, non_negative_int, pixel_bound, positive_int
 
 __all__ = ["add_convert", "add_download", "add_translate"]
 
@@ -60,6 +60,10 @@ def add_translate(commands: argparse._SubParsersAction) -> None:
         "listing the skipped files; raise stops at the first. A single input image always stops with its error",
     )  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    parser.add_argument(
+        "--max-pixels", type=pixel_bound, default=None,
+        help="refuse images with more pixels (default: 64e6, 256e6 for --size tile; inf: no bound)",
+    )
     add_threads(parser)
     parser.set_defaults(run=_run_translate)
 
@@ -140,6 +144,7 @@ def _run_translate(args: argparse.Namespace) -> int:
     options = dict(
         size=args.size, image_size=args.image_size, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
         batch_size=args.batch_size, norm_mode=args.norm_mode, precision=args.precision, compile=args.compile or None,
+        max_pixels=args.max_pixels,
     )
     skipped: list[Path] = []
     warned_pair = False

@@ -18,9 +18,9 @@ from tqdm.auto import tqdm
 
 from .. import metrics as M
 from ..data.image_io import ImageLoadError
-from ..devices import DeviceLike, select_device
-from ..norm_modes import inference_norm, resolve_norm_mode
-from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, from_unit, to_unit
+from ..devices import PRECISIONS, DeviceLike, Precision
+from ..inference import GeneratorRunner
+from ..pixels import PixelRange, from_unit, to_unit
 
 __all__ = ["evaluate"]
 
@@ -84,6 +84,7 @@ def evaluate(
     out_dir: str | Path | None = None,
     norm_mode: str | None = None,
     *,
+    precision: Precision = "auto",
     feature_extractor: nn.Module | None = None,
     lpips_net: nn.Module | str = "alex",
     kid_subset_size: int = 1000,
@@ -105,11 +106,15 @@ def evaluate(
             (listed in ``"skipped"``) and every other image counts once.
         metrics: names from :data:`pix2pix_lib.metrics.METRICS`. Per-image ones get a value per image and a mean;
             ``fid`` and ``kid`` (KID mean and std) are computed once over the dataset.
-        device: where the generator and metrics run (``"auto"`` picks CUDA, MPS, then CPU).
+        device: where the generator and metrics run: ``"auto"`` keeps the generator on its device,
+            else it is moved there (the rule of :class:`~pix2pix_lib.inference.GeneratorRunner`).
         batch_size: images per forward pass.
         out_dir: when given, write ``metrics.json``, ``per_image.csv`` and ``report.html`` there.
         norm_mode: how normalisation layers behave at test time (see :mod:`pix2pix_lib.norm_modes`);
             ``None``: the generator's ``task.recommended_norm_mode``, else the library default.
+        precision: the generator's autocast, as in :func:`~pix2pix_lib.translate`: ``"auto"``
+            (bf16 where it is fast, else fp32), ``"fp32"``, ``"bf16"`` or ``"fp16"``. Metrics are
+            always computed in float32.
         feature_extractor: feature network for FID/KID (``None``: the standard Inception weights).
         lpips_net: LPIPS backbone name or a module from :func:`pix2pix_lib.metrics.lpips_network`.
         kid_subset_size: KID subset size (lowered to the number of images when there are fewer).
@@ -123,7 +128,7 @@ def evaluate(
 
     Returns:
         ``{"metrics": {name: dataset mean}, "per_image": [{"index", "path", name: value, ...}],
-        "num_images", "skipped", "direction", "norm_mode", "device", "seconds", "images_per_second",
+        "num_images", "skipped", "direction", "norm_mode", "precision", "device", "seconds", "images_per_second",
         "metric_names", "files"}``. Means are means of per-image values (PSNR is averaged per image).
     """
     names = M.check_metric_names(metrics)
@@ -133,13 +138,14 @@ def evaluate(
         raise ValueError("evaluate(): the dataset is empty")
     if save_images and out_dir is None:
         raise ValueError("save_images=True needs out_dir to write the images to")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not supported by evaluate(); choose one of {', '.join(PRECISIONS)}")
     direction = _check_direction(generator, dataset)
-    task = getattr(generator, "task", None)
-    input_range: PixelRange = getattr(task, "input_range", DEFAULT_PIXEL_RANGE)
-    output_range: PixelRange = getattr(task, "output_range", DEFAULT_PIXEL_RANGE)
+    # device, autocast, channels-last, norm mode and pixel ranges: the same owner as translate()
+    runner = GeneratorRunner(generator, device=device, precision=precision, norm_mode=norm_mode)
+    input_range, output_range = runner.input_range, runner.output_range
     data_range: PixelRange = getattr(dataset, "value_range", output_range)
-    run_device = select_device(device)
-    generator = generator.to(run_device)
+    run_device = runner.device
     per_image_names = [name for name in names if M.METRICS[name].per_image or name == "lpips"]
 
     lpips_model = None
@@ -165,8 +171,8 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     started = time.perf_counter()
-    mode = resolve_norm_mode(norm_mode, generator)  # the same rule as translate()
-    with inference_norm(generator, mode), torch.inference_mode(), tqdm(
+    mode = runner.norm_mode
+    with runner.session(), tqdm(
         total=len(dataset), desc="evaluate", unit="img", disable=not progress  # type: ignore[arg-type]
     ) as bar:
         for batch_index, batch in enumerate(loader):
@@ -176,7 +182,7 @@ def evaluate(
             source = _batch_tensor(batch, "A", batch_index).to(run_device)
             target = _batch_tensor(batch, "B", batch_index).to(run_device)
             source01 = to_unit(source, data_range)
-            output = generator(from_unit(source01, input_range) if data_range != input_range else source)
+            output = runner.run(from_unit(source01, input_range) if data_range != input_range else source)
             if output.shape != target.shape:
                 raise ValueError(
                     f"generator output {tuple(output.shape)} does not match target {tuple(target.shape)} "
@@ -232,6 +238,7 @@ def evaluate(
         "skipped": skipped,
         "direction": direction,
         "norm_mode": mode,
+        "precision": runner.float_precision,
         "device": str(run_device),
         "seconds": seconds,
         "images_per_second": len(rows) / seconds if seconds > 0 else float("inf"),

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from PIL import Image
 from torch import Tensor
 
 from ..atomic_io import write_bytes_atomically, write_text_atomically
 from ..metrics import METRICS
+from ..pixels import unit_to_uint8
 from .embedding import data_uri, json_for_script
 
 __all__ = ["REPORT_FILES", "encode_jpeg", "render_html", "save_png", "write_report"]
@@ -31,7 +31,7 @@ JPEG = "image/jpeg"
 REPORT_FILES = {"metrics": "metrics.json", "per_image": "per_image.csv", "report": "report.html"}
 
 def _to_pil(image01: Tensor) -> Image.Image:
-    array = (image01.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    array = unit_to_uint8(image01).cpu()
     if array.ndim == 3 and array.shape[0] == 1:
         return Image.fromarray(array[0].numpy(), mode="L")
     if array.ndim == 3 and array.shape[0] == 3:

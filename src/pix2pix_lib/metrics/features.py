@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor, nn
 
+from ..pixels import unit_to_uint8
 from .pixel import Reduction, check_pair, reduce
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class _UnitRangeInception(nn.Module):
         self.num_features = num_features
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.inception((images.clamp(0, 1) * 255).to(torch.uint8))
+        return self.inception(unit_to_uint8(images))  # rounded, like every saved image
 
 
 def inception_feature_extractor(feature: int = 2048, download: bool = True) -> nn.Module:

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .devices import autocast
-from .norm_modes import DETERMINISTIC_NORM_MODES, NormMode, inference_norm
+from ..devices import autocast
+from ..norm_modes import DETERMINISTIC_NORM_MODES, NormMode, inference_norm
 
 __all__ = ["GRAPH_CACHE", "CompiledForward", "EagerForward", "GraphCache", "compile_frozen", "export_in_mode", "run_padded"]
 
@@ -125,7 +125,7 @@ class CompiledForward:
 
 
 class EagerForward:
-    """The generator itself under ``precision``'s autocast: translate()'s default path."""
+    """The generator itself under ``precision``'s autocast: the runner's default path."""
 
     def __init__(self, model: nn.Module, device: torch.device, precision: str) -> None:
         self.model, self.device, self.precision = model, device, precision

@@ -2,7 +2,7 @@
 
 The flow is PyTorch's PT2E one, from the ``torchao`` package (``pip install "pix2pix_lib[int8]"``):
 the generator is captured with :func:`torch.export.export` in the norm mode it runs in (see
-:func:`~pix2pix_lib.compiled.export_in_mode`: ``running`` BatchNorm folds into the convolutions,
+:func:`~pix2pix_lib.inference._compiled.export_in_mode`: ``running`` BatchNorm folds into the convolutions,
 ``per_image`` statistics stay a runtime ``group_norm`` in float), annotated by the
 ``X86InductorQuantizer`` (int8 activations per tensor, int8 weights per channel; this quantizer
 covers ``Conv2d``, so the encoder runs in int8 and the decoder's ``ConvTranspose2d`` layers stay in
@@ -24,14 +24,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .compiled import (
+from ..devices import autocast, fast_precision, resolve_precision
+from ..extras import require
+from ..metrics.pixel import psnr
+from ..norm_modes import NormMode, inference_norm, resolve_norm_mode
+from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, from_unit, to_unit
+from ._compiled import (
     GRAPH_CACHE, CompiledForward, EagerForward, check_graph_mode, export_in_mode, run_padded,
 )
-from .devices import autocast, fast_precision, resolve_precision
-from .extras import require
-from .metrics.pixel import psnr
-from .norm_modes import NormMode, inference_norm, resolve_norm_mode
-from .pixels import DEFAULT_PIXEL_RANGE, PixelRange, from_unit, to_unit
 
 __all__ = [
     "DEFAULT_MIN_PSNR_DB",
@@ -193,7 +193,7 @@ def quantize_generator(
 
 
 class Int8Forward:
-    """translate()'s int8 path: one gated int8 graph per image size, cached; the float path when refused.
+    """The runner's int8 path: one gated int8 graph per image size, cached; the float path when refused.
 
     Calibration: ``calibration`` ([0, 1] images, resized to the size being translated) or else the
     first batch translated at that size. The gate scores the calibration images and that first batch.
@@ -256,7 +256,7 @@ def select_forward(
     calibration: Sequence[torch.Tensor] = (), min_psnr_db: float = DEFAULT_MIN_PSNR_DB,
     input_range: PixelRange = DEFAULT_PIXEL_RANGE, output_range: PixelRange = DEFAULT_PIXEL_RANGE,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """translate()'s forward for inputs in the model's range: eager autocast, a compiled graph, or int8.
+    """The runner's forward for inputs in the model's range: eager autocast, a compiled graph, or int8.
 
     ``compile=None`` is the library's choice: lowered to oneDNN int8 kernels for int8 (the reference
     int8 ops are slow), eager otherwise: the frozen bf16 graph was ~15-20 % faster per batch on the

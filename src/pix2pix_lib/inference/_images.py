@@ -1,0 +1,172 @@
+"""translate()'s images in and out: any kind of image to a [0, 1] float tensor, and the result back as that kind.
+
+Files are decoded by :func:`pix2pix_lib.data.read_image` (the dataset's rules); uint8 <-> [0, 1]
+goes through :mod:`pix2pix_lib.pixels`. Each image's pixel count is checked against a bound before
+it is decoded or converted (for a file, from its header).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as TF
+
+from ..data.image_io import canonical_image, read_image
+from ..pixels import uint8_to_unit, unit_to_uint8
+
+__all__ = ["ImageLike", "Item", "to_items"]
+
+ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+
+
+@dataclass
+class Item:
+    """One image as a float (C, H, W) tensor in [0, 1] on the CPU, and how to give the result back."""
+
+    pixels: torch.Tensor
+    restore: Callable[[torch.Tensor], Any]
+
+
+def _pil_mode(channels: int) -> str | None:
+    return {1: "L", 3: "RGB", 4: "RGBA"}.get(channels)
+
+
+def _check_channels(pixels: torch.Tensor, expected: int | None, label: str, shape: tuple[int, ...]) -> None:
+    if expected is not None and pixels.shape[0] != expected:
+        raise ValueError(
+            f"{label} has {pixels.shape[0]} channel(s) (shape {shape}) but the model expects {expected}"
+        )
+
+
+def _from_pil(image: Image.Image, in_channels: int | None, out_channels: int, label: str) -> Item:
+    image = canonical_image(image)  # the dataset's rules: alpha on white, 16-bit scaled
+    wanted = _pil_mode(in_channels) if in_channels is not None else None
+    if wanted is not None and image.mode != wanted:
+        image = image.convert(wanted)  # e.g. palette or grayscale -> RGB, as torchvision pipelines do
+    pixels = uint8_to_unit(TF.pil_to_tensor(image))
+    _check_channels(pixels, in_channels, label, tuple(pixels.shape))
+    out_mode = _pil_mode(out_channels)
+    if out_mode is None:
+        raise ValueError(
+            f"the model makes {out_channels}-channel images, which PIL cannot hold; pass a tensor"
+        )
+
+    def restore(result: torch.Tensor) -> Image.Image:
+        return TF.to_pil_image(unit_to_uint8(result), mode=out_mode)
+
+    return Item(pixels, restore)
+
+
+def _check_pixels(pixels: torch.Tensor, label: str, shape: tuple[int, ...]) -> torch.Tensor:
+    """Refuse empty images, NaN/inf and float values outside [0, 1] (0-255 floats would come back white)."""
+    if pixels.numel() == 0 or min(pixels.shape[-2:]) < 1:
+        raise ValueError(f"{label}: the image is empty (shape {shape})")
+    if not torch.isfinite(pixels).all():
+        raise ValueError(f"{label}: contains NaN or infinite values")
+    low, high = float(pixels.min()), float(pixels.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(
+            f"{label}: float pixels must be in [0, 1], found values in [{low:g}, {high:g}]; "
+            "divide 0-255 data by 255 or pass uint8"
+        )
+    return pixels
+
+
+def _from_numpy(array: np.ndarray, in_channels: int | None, label: str) -> Item:
+    if array.ndim not in (2, 3):
+        raise ValueError(f"{label}: expected an (H, W) or (H, W, C) array, got shape {array.shape}")
+    squeeze = array.ndim == 2
+    hwc = array[..., None] if squeeze else array
+    if array.dtype == np.uint8:
+        pixels = uint8_to_unit(torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1))
+    elif np.issubdtype(array.dtype, np.floating):
+        pixels = torch.from_numpy(np.ascontiguousarray(hwc, dtype=np.float32)).permute(2, 0, 1)
+    else:
+        raise ValueError(f"{label}: arrays must be uint8 (0-255) or float (0-1), got dtype {array.dtype}")
+    _check_pixels(pixels, label, array.shape)
+    _check_channels(pixels, in_channels, label, array.shape)
+    dtype = array.dtype
+
+    def restore(result: torch.Tensor) -> np.ndarray:
+        if dtype == np.uint8:
+            out = unit_to_uint8(result).permute(1, 2, 0).numpy()
+        else:
+            out = result.permute(1, 2, 0).numpy().astype(dtype)
+        return out[..., 0] if squeeze and out.shape[-1] == 1 else out
+
+    return Item(pixels, restore)
+
+
+def _from_tensor(tensor: torch.Tensor, in_channels: int | None, label: str) -> Item:
+    if tensor.ndim != 3:
+        raise ValueError(f"{label}: expected a (C, H, W) tensor, got shape {tuple(tensor.shape)}")
+    if tensor.dtype == torch.uint8:
+        pixels = uint8_to_unit(tensor.detach().cpu())
+    elif tensor.is_floating_point():
+        pixels = tensor.detach().cpu().float()
+    else:
+        raise ValueError(f"{label}: tensors must be uint8 (0-255) or float (0-1), got {tensor.dtype}")
+    _check_pixels(pixels, label, tuple(tensor.shape))
+    _check_channels(pixels, in_channels, label, tuple(tensor.shape))
+    dtype, device = tensor.dtype, tensor.device
+
+    def restore(result: torch.Tensor) -> torch.Tensor:
+        out = unit_to_uint8(result) if dtype == torch.uint8 else result.to(dtype)
+        return out.to(device)
+
+    return Item(pixels, restore)
+
+
+def _check_size(height: int, width: int, max_pixels: float, size: str, label: str) -> None:
+    """Refuse an image over ``max_pixels`` (before it is decoded or converted), naming the option to raise."""
+    if height * width > max_pixels:
+        raise ValueError(
+            f"{label}: {width}x{height} = {height * width:,} pixels is over max_pixels={max_pixels:,.0f} for "
+            f"size={size!r} (a bound on memory); pass max_pixels= a larger number (float('inf'): no bound)"
+            + (" or use size='tile'" if size != "tile" else "")
+        )
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header without decoding it; None if Pillow cannot tell (read_image explains)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # read_image refuses these itself
+            with Image.open(path) as probe:
+                return probe.size
+    except Exception:  # noqa: BLE001 - any failure is reported by read_image with its own message
+        return None
+
+
+def to_items(image: Any, in_channels: int | None, out_channels: int, label: str, max_pixels: float, size: str) -> list[Item]:
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"{label}: image file not found: {path}")
+        if (header := _header_size(path)) is not None:
+            _check_size(header[1], header[0], max_pixels, size, f"{label} ({path})")
+        return [_from_pil(read_image(path), in_channels, out_channels, f"{label} ({path})")]
+    if isinstance(image, Image.Image):
+        _check_size(image.height, image.width, max_pixels, size, label)
+        return [_from_pil(image, in_channels, out_channels, label)]
+    if isinstance(image, np.ndarray):
+        if image.ndim in (2, 3):
+            _check_size(image.shape[0], image.shape[1], max_pixels, size, label)
+        return [_from_numpy(image, in_channels, label)]
+    if isinstance(image, torch.Tensor):
+        if image.ndim >= 2:
+            _check_size(image.shape[-2], image.shape[-1], max_pixels, size, label)
+        if image.ndim == 4:  # a batch: translated image by image, stacked back
+            if image.shape[0] == 0:
+                raise ValueError(f"{label}: the batch is empty (shape {tuple(image.shape)})")
+            return [_from_tensor(sample, in_channels, f"{label}[{i}]") for i, sample in enumerate(image)]
+        return [_from_tensor(image, in_channels, label)]
+    raise TypeError(f"{label}: expected a path, PIL image, numpy array or tensor, got {type(image).__name__}")

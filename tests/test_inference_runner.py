@@ -84,6 +84,20 @@ def test_translate_evaluate_and_the_runner_agree_exactly(tmp_path: Path, precisi
         saved = tmp_path / "images" / "generated" / f"{index:05d}_{Path(row['path']).stem}.png"
         assert np.array_equal(np.asarray(Image.open(saved)), unit_to_uint8(direct[index]).permute(1, 2, 0).numpy())
 
+    # ... and the trainer's validation (and its sample grids, through generate()) on the same model
+    from pix2pix_lib import PatchDiscriminator
+    from pix2pix_lib.training import Pix2PixTrainer, TrainConfig
+
+    config = TrainConfig(out_dir=str(tmp_path / "run"), precision=precision, progress_bar=False, tensorboard=False)
+    trainer = Pix2PixTrainer(model, PatchDiscriminator(base_channels=8, n_layers=1), config, device="cpu")
+    assert trainer.inference_generator is model and trainer.task == TASK
+    target = from_unit(b01, TASK.output_range)
+    with inference_norm(model, runner.norm_mode), torch.no_grad():
+        scores = trainer.validation_step({"A": from_unit(a01, TASK.input_range), "B": target}, 0)
+    target01 = to_unit(target, TASK.output_range).clamp(0, 1)
+    assert scores["psnr"].tolist() == METRICS["psnr"].function(direct, target01).tolist()
+    assert torch.equal(to_unit(trainer.generate(from_unit(a01, TASK.input_range)), TASK.output_range).clamp(0, 1), direct)
+
     if precision == "bf16":  # the precision really is applied (evaluate used to ignore it)
         fp32 = translate(a01, model, size="native", precision="fp32", batch_size=2)
         assert not torch.equal(fp32, direct) and (fp32 - direct).abs().max() < 0.1

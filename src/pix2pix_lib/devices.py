@@ -21,9 +21,11 @@ __all__ = [
     "check_inference_precision",
     "training_precision_error",
     "fast_precision",
+    "precision_forward",
     "resolve_precision",
     "select_device",
     "supports_fast_bf16",
+    "uses_channels_last",
 ]
 
 DeviceLike = str | torch.device | None
@@ -161,3 +163,20 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any
     precision = resolve_precision(precision, device)
     dtype = _AUTOCAST_DTYPES.get(precision)
     return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def uses_channels_last(precision: str, device: torch.device) -> bool:
+    """Whether a network runs on channels-last inputs: bf16 on a CPU or CUDA device (oneDNN's and cuDNN's fast
+    bf16 layout). The one rule for inference and validation (training has ``TrainConfig.channels_last``)."""
+    return precision == "bf16" and device.type in ("cpu", "cuda")
+
+
+def precision_forward(model: Any, x: torch.Tensor, device: torch.device, precision: str) -> torch.Tensor:
+    """``model(x)`` under ``precision``'s rules: autocast, channels-last inputs where :func:`uses_channels_last`
+    says, float32 out. The one way a generator's forward runs in ``translate``, ``evaluate`` (through
+    :class:`~pix2pix_lib.inference.GeneratorRunner`) and the trainer's validation and samples, so the same
+    model with the same settings gives identical outputs through all three."""
+    if x.ndim == 4 and uses_channels_last(resolve_precision(precision, device), device):
+        x = x.contiguous(memory_format=torch.channels_last)
+    with autocast(device, precision):
+        return model(x).float()

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..devices import autocast
+from ..devices import autocast, precision_forward
 from ..norm_modes import DETERMINISTIC_NORM_MODES, NormMode, inference_norm
 
 __all__ = ["GRAPH_CACHE", "CompiledForward", "EagerForward", "GraphCache", "compile_frozen", "export_in_mode", "run_padded"]
@@ -131,5 +131,4 @@ class EagerForward:
         self.model, self.device, self.precision = model, device, precision
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        with autocast(self.device, self.precision):
-            return self.model(x)
+        return precision_forward(self.model, x, self.device, self.precision)

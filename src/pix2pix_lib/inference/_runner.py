@@ -33,6 +33,7 @@ from torch import nn
 
 from ..devices import (
     DeviceLike, InferencePrecision, check_inference_precision, fast_precision, resolve_precision, select_device,
+    uses_channels_last,
 )
 from ..norm_modes import NormMode, check_norm_mode, inference_norm, resolve_norm_mode
 from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, from_unit, to_unit
@@ -42,11 +43,6 @@ from ._int8 import DEFAULT_MIN_PSNR_DB, select_forward
 __all__ = ["GeneratorRunner", "uses_channels_last"]
 
 ModelLike = str | os.PathLike[str] | nn.Module
-
-
-def uses_channels_last(float_precision: str, device: torch.device) -> bool:
-    """Whether inference runs channels-last: bf16 on a CPU or CUDA device (the one rule; see the module docs)."""
-    return float_precision == "bf16" and device.type in ("cpu", "cuda")
 
 
 def _place(model: ModelLike, device: DeviceLike, revision: str | None) -> tuple[nn.Module, torch.device, bool]:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from ..devices import DeviceLike
+from ..devices import DeviceLike, precision_forward
 from ..models.task import TaskMetadata
 from ..norm_modes import inference_norm, resolve_norm_mode
 from ..pretrained.checkpoint_layout import CHECKPOINTS_DIR
@@ -214,8 +214,7 @@ class GANRecipe:
     def validation_step(self, batch: Batch, batch_idx: int) -> Mapping[str, Tensor]:
         """Per-image ``l1``, ``psnr`` and ``ssim`` of the inference generator's output against ``batch["B"]``
         (runs inside the engine's validation: no grad, in the norm mode being scored)."""
-        with self.engine.autocast():
-            fake_b = self.inference_generator(batch["A"])
+        fake_b = precision_forward(self.inference_generator, batch["A"], self.device, self.precision)
         return translation_metrics(fake_b, batch["B"], self.task.output_range)
 
     def make_sample_grid(self, batch: Batch) -> Tensor:
@@ -342,9 +341,8 @@ class GANRecipe:
     def generate(self, inputs: Tensor, generator: nn.Module | None = None) -> Tensor:
         """``generator``'s (default: :attr:`inference_generator`'s) outputs for a batch, in its inference norm mode."""
         generator = self.inference_generator if generator is None else generator
-        inputs = inputs.to(self.device, memory_format=self.engine.memory_format)
-        with inference_norm(generator, resolve_norm_mode(None, generator)), self.engine.autocast():
-            return generator(inputs).float()
+        with inference_norm(generator, resolve_norm_mode(None, generator)):
+            return precision_forward(generator, inputs.to(self.device), self.device, self.precision)
 
     def save_samples(self, path: str | os.PathLike[str], source: Dataset | Batch | None = None) -> Path:
         """Write a sample grid of ``source`` (the first ``config.num_samples`` items of a dataset, or a

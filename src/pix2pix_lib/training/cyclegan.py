@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..devices import DeviceLike
+from ..devices import DeviceLike, precision_forward
 from ..metrics import mae
 from ..models.state_dict import CheckpointError
 from ..models.task import TaskMetadata
@@ -224,9 +224,9 @@ class CycleGANTrainer(GANRecipe):
         G_AB(A) vs B when the dataset's items are aligned pairs (not for :class:`UnpairedImageDataset`)."""
         task = self.task
         g_ab, g_ba = self.inference_network("generator"), self.inference_network("generator_ba")
-        with self.engine.autocast():
-            fake_b = g_ab(batch["A"])
-            rec_a, rec_b = g_ba(fake_b), g_ab(g_ba(batch["B"]))
+        where = (self.device, self.precision)
+        fake_b = precision_forward(g_ab, batch["A"], *where)
+        rec_a, rec_b = precision_forward(g_ba, fake_b, *where), precision_forward(g_ab, precision_forward(g_ba, batch["B"], *where), *where)
         metrics = {
             "cycle_l1_a": mae(to_unit(rec_a.float(), task.input_range).clamp(0, 1), to_unit(batch["A"], task.input_range)),
             "cycle_l1_b": mae(to_unit(rec_b.float(), task.output_range).clamp(0, 1), to_unit(batch["B"], task.output_range)),

@@ -23,3 +23,19 @@ def _seed() -> None:
 
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture
+def server():
+    """A loopback HTTP server of dataset archives (``tests/archive_server.py``), shut down after the test."""
+    import threading
+
+    from .archive_server import ArchiveServer, build_archive
+
+    server = ArchiveServer(build_archive())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()

@@ -24,7 +24,7 @@ from pix2pix_lib.data import download as download_module
 from pix2pix_lib.data.archive import UnsafeArchiveError, member_path
 from pix2pix_lib.data.download import InsecureDownloadWarning
 from pix2pix_lib.data.fetch import _RedirectHandler
-from tests.test_data_download import build_archive, download, leftovers, server  # noqa: F401 - server is a fixture
+from .archive_server import build_archive, download, leftovers
 
 pytestmark = pytest.mark.filterwarnings("ignore::pix2pix_lib.data.download.UnverifiedDownloadWarning")
 

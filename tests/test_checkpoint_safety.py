@@ -20,7 +20,7 @@ from pix2pix_lib.data import SyntheticPairs
 from pix2pix_lib.training import CheckpointManager, Pix2PixTrainer, RunLockedError, read_checkpoint
 from pix2pix_lib.training.run_lock import RunLock
 
-from .test_training import batch_of, tiny_trainer
+from .helpers import batch_of, tiny_trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -275,7 +275,7 @@ def test_custom_and_subclassed_generators_keep_their_task_and_are_not_mistaken(t
     with pytest.raises(CheckpointError, match="register_model"):
         load_pretrained(tmp_path / "mine", device="cpu")
 
-    from .test_training import TinyDiscriminator, TinyGenerator  # plain nn.Modules
+    from .helpers import TinyDiscriminator, TinyGenerator  # plain nn.Modules
     from pix2pix_lib.training import TrainConfig
 
     config = TrainConfig(out_dir=str(tmp_path / "run"), precision="fp32", progress_bar=False, tensorboard=False)

@@ -13,7 +13,7 @@ from PIL import Image
 from pix2pix_lib import UNetGenerator
 from pix2pix_lib.cli import build_parser, main
 
-from .test_training_ddp import write_aligned_folder
+from .helpers import write_aligned_folder
 
 #: (command line, option named in the error, words of the error)
 BAD_VALUES = [

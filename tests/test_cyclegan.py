@@ -14,8 +14,8 @@ from pix2pix_lib.models import CheckpointError
 from pix2pix_lib.training.data_loading import task_from_dataset
 from pix2pix_lib.training import CycleGANTrainer, cyclegan_config, ImagePool, Pix2PixTrainer, read_checkpoint, seed_everything
 
-from .test_data_unpaired import write_unpaired_folder
-from .test_training import QUIET, assert_identical, tiny_trainer, weights
+from .helpers import write_unpaired_folder
+from .helpers import QUIET, assert_identical, tiny_trainer, weights
 
 NETWORKS = ("generator", "generator_ba", "discriminator", "discriminator_a")
 

@@ -12,16 +12,7 @@ from torch.utils.data import DataLoader
 
 from pix2pix_lib.data import ImageLoadError, UnpairedImageDataset
 
-
-def write_unpaired_folder(root: Path, count_a: int = 3, count_b: int = 5, size: int = 32, split: str = "train") -> Path:
-    """``root/<split>A`` with ``count_a`` and ``root/<split>B`` with ``count_b`` random RGB images."""
-    rng = np.random.default_rng(len(split))
-    for side, count in (("A", count_a), ("B", count_b)):
-        folder = root / f"{split}{side}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for index in range(count):
-            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{side.lower()}{index}.png")
-    return root
+from .helpers import write_unpaired_folder
 
 
 def test_items_layout_and_length(tmp_path) -> None:

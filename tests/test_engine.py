@@ -12,12 +12,12 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from pix2pix_lib import PatchDiscriminator, UNetGenerator
+from pix2pix_lib import UNetGenerator
 from pix2pix_lib.data import PairedImageDataset, SyntheticPairs
 from pix2pix_lib.training import Engine, GANRecipe, Pix2PixTrainer, RunExistsError, TrainConfig, read_checkpoint
 from pix2pix_lib.training.losses import l1_loss
 
-from .test_training import QUIET, tiny_trainer
+from .helpers import QUIET, tiny_trainer
 
 
 def log_rows(run, stream: str = "train") -> list[dict]:

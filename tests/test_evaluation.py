@@ -23,7 +23,7 @@ from pix2pix_lib.evaluation import evaluate
 from pix2pix_lib.metrics import DEFAULT_METRICS
 from pix2pix_lib.pixels import to_unit
 
-from .test_study import dump_dom, requires_chromium
+from .helpers import dump_dom, requires_chromium
 
 
 class TinyPairs(Dataset):
@@ -164,7 +164,7 @@ def test_saved_images_feed_the_study_page(tmp_path: Path) -> None:
 def test_fid_kid_and_lpips_with_stand_in_networks() -> None:
     from torchmetrics.functional.image.lpips import _NoTrainLpips
 
-    from .test_metrics import TinyFeatures
+    from .helpers import TinyFeatures
 
     result = evaluate(
         HalfFlip(), TinyPairs(length=6), metrics=["ssim", "lpips", "fid", "kid"], device="cpu", batch_size=4,

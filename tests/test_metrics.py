@@ -9,10 +9,11 @@ import pytest
 import torch
 from scipy import linalg, signal
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from torch import nn
 
 from pix2pix_lib import metrics as M
 from pix2pix_lib.pixels import check_pixel_range, from_unit, to_unit
+
+from .helpers import TinyFeatures
 
 
 def _pair(seed: int, shape: tuple[int, ...], noise: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,21 +213,7 @@ def test_bad_inputs_name_the_metric_and_shapes() -> None:
         M.mae(np.zeros((1, 1, 4, 4)), a)  # type: ignore[arg-type]
 
 
-# --- FID / KID / LPIPS with stand-in feature networks -------------------------------------------------
-class TinyFeatures(nn.Module):
-    """A fixed random conv + pooling: a stand-in for Inception that needs no weights."""
-
-    def __init__(self, dim: int = 6) -> None:
-        super().__init__()
-        torch.manual_seed(123)
-        self.conv = nn.Conv2d(3, dim, 3, stride=2)
-        self.num_features = dim
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        assert images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1
-        return self.conv(images).mean(dim=(2, 3))
-
-
+# --- FID / KID / LPIPS with stand-in feature networks (TinyFeatures: tests/helpers.py) ------------------------
 def _frechet(a: np.ndarray, b: np.ndarray) -> float:
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)

@@ -157,7 +157,7 @@ def test_train_command_with_the_multiscale_discriminator_records_lambda_feat_and
     from pix2pix_lib.cli import main
     from pix2pix_lib.training import read_checkpoint
 
-    from .test_training_ddp import COMMON, write_aligned_folder
+    from .helpers import COMMON, write_aligned_folder
 
     data, run = tmp_path / "pairs", tmp_path / "run"
     write_aligned_folder(data, count=2)

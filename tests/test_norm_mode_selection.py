@@ -14,7 +14,7 @@ from pix2pix_lib.norm_modes import inference_norm
 from pix2pix_lib.training.data_loading import hold_out
 from pix2pix_lib.training.validation import choose_norm_mode
 
-from .test_training import tiny_trainer
+from .helpers import tiny_trainer
 
 OTHER = {"running": "per_image", "per_image": "running"}
 
@@ -97,7 +97,7 @@ def test_without_a_validation_set_fit_holds_out_pairs_and_says_so(tmp_path, caps
 def test_held_out_pairs_of_a_folder_dataset_get_evaluation_transforms(tmp_path) -> None:
     from pix2pix_lib.data import PairedImageDataset
 
-    from .test_training_ddp import write_aligned_folder
+    from .helpers import write_aligned_folder
 
     write_aligned_folder(tmp_path / "pairs", count=20, size=40)
     dataset = PairedImageDataset(tmp_path / "pairs", direction="BtoA", load_size=40, crop_size=32)

@@ -284,3 +284,16 @@ def test_core_modules_import_only_each_other(name: str) -> None:
     imported = direct_package_imports(module)
     assert imported <= allowed, f"{module} imports {sorted(imported - allowed)}"
     assert reachable(module) <= allowed, f"{module} reaches {sorted(reachable(module) - allowed)}"
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test helpers live in helper modules (helpers.py, fake_hub.py, ...) and conftest.py fixtures."""
+    tests = Path(__file__).resolve().parent
+    offenders = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in import_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            names = [module or ""] if module else [alias.name for alias in node.names]
+            if any(name.split(".")[-1].startswith("test_") for name in names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []

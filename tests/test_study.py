@@ -6,8 +6,6 @@ import csv
 import io
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,35 +16,7 @@ from pix2pix_lib.cli import main
 from pix2pix_lib.evaluation import build_study_trials, render_study_page, write_study_page
 from pix2pix_lib.evaluation.embedding import json_for_script
 
-CHROMIUM = next(
-    (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
-)
-requires_chromium = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="needs a headless Chromium on PATH (Debian: apt-get install -y chromium); .ci/run installs it",
-)
-
-
-def dump_dom(page: Path, query: str, tmp_path: Path, virtual_ms: int = 600_000) -> str:
-    """Load ``page?query`` in headless Chromium, let timers run in virtual time, return the final DOM."""
-    assert CHROMIUM is not None
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        f"--virtual-time-budget={virtual_ms}",
-        "--dump-dom",
-        f"{page.resolve().as_uri()}?{query}",
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+from .helpers import dump_dom, requires_chromium
 
 
 def _images(folder: Path, count: int, suffix: str, seed: int) -> Path:

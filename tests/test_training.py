@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 from torch import nn
-from torch.utils.data import default_collate
 
 from pix2pix_lib import PatchDiscriminator, UNetGenerator
 from pix2pix_lib.data import SyntheticPairs
@@ -22,32 +21,7 @@ from pix2pix_lib.training import (
     seed_everything,
 )
 
-QUIET = {"progress_bar": False, "tensorboard": False}
-
-
-def tiny_models(seed: int = 0) -> tuple[nn.Module, nn.Module]:
-    seed_everything(seed)
-    return UNetGenerator(num_downs=3, base_channels=8), PatchDiscriminator(base_channels=8, n_layers=1)
-
-
-def tiny_trainer(tmp_path, cls=Pix2PixTrainer, **options) -> Pix2PixTrainer:
-    generator, discriminator = tiny_models()
-    values = {"out_dir": str(tmp_path / "run"), "precision": "fp32", **QUIET, **options}
-    return cls(generator, discriminator, TrainConfig(**values), device="cpu")
-
-
-def batch_of(dataset, count: int = 2) -> dict:
-    return default_collate([dataset[i] for i in range(count)])
-
-
-def weights(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
-
-
-def assert_identical(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> None:
-    assert first.keys() == second.keys()
-    for name in first:
-        assert torch.equal(first[name], second[name]), f"{name} differs"
+from .helpers import QUIET, assert_identical, batch_of, tiny_trainer, weights
 
 
 # --- the step -----------------------------------------------------------------------------------------

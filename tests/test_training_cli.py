@@ -10,7 +10,7 @@ from pix2pix_lib import UNetGenerator, load_pretrained
 from pix2pix_lib.cli import build_parser, main
 from pix2pix_lib.training import TrainConfig, read_checkpoint
 
-from .test_training_ddp import COMMON, write_aligned_folder
+from .helpers import COMMON, write_aligned_folder
 
 
 def test_train_then_resume_from_the_command_line(tmp_path, capsys) -> None:

@@ -16,12 +16,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 from safetensors.torch import load_file
 
 from pix2pix_lib.training import CheckpointManager, read_checkpoint
+
+from .helpers import COMMON, write_aligned_folder
 
 LAUNCHER = textwrap.dedent(
     """
@@ -43,15 +43,6 @@ LAUNCHER = textwrap.dedent(
     sys.exit(cli.main(sys.argv[1:]))
     """
 )
-
-
-def write_aligned_folder(folder: Path, count: int = 4, size: int = 32) -> None:
-    """``count`` aligned A|B images (``size`` x ``2 * size``), like the pix2pix datasets."""
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for index in range(count):
-        pixels = rng.integers(0, 256, size=(size, 2 * size, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"{index}.png")
 
 
 def weights_sha(checkpoint_dir: Path) -> str:
@@ -80,12 +71,6 @@ def torchrun(tmp_path: Path, checksums: Path, *args: str) -> subprocess.Complete
 
 def read_ranks(checksums: Path) -> list[dict]:
     return [json.loads((checksums / f"rank{rank}.json").read_text()) for rank in (0, 1)]
-
-
-COMMON = [
-    "--direction", "BtoA", "--load-size", "32", "--crop-size", "32", "--num-downs", "3", "--ngf", "8", "--ndf", "8",
-    "--d-layers", "1", "--precision", "fp32", "--device", "cpu", "--no-progress", "--log-every", "1",
-]  # fmt: skip
 
 
 def train_two_steps(tmp_path: Path) -> tuple[Path, Path, list[dict]]:

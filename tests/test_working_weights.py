@@ -11,7 +11,7 @@ from pix2pix_lib.data import SyntheticPairs
 from pix2pix_lib.training import Pix2PixTrainer, TrainConfig, seed_everything
 from pix2pix_lib.training.working_weights import WorkingWeights, resolve_weight_copies, working_copy_names
 
-from .test_training import QUIET, assert_identical, batch_of, weights
+from .helpers import QUIET, assert_identical, batch_of, weights
 
 
 def trainer_for(tmp_path, weight_copies: bool | str, precision: str = "bf16", **options) -> Pix2PixTrainer:

@@ -9,9 +9,12 @@ Errors print one line (``error: ...``); ``--debug`` or ``PIX2PIX_DEBUG=1`` shows
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
+
+from ..models.integrity import skip_verification
 
 from .cyclegan import add_cyclegan
 from .deploy import add_export, add_serve
@@ -61,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     try:
-        return int(args.run(args) or 0)
+        with skip_verification() if getattr(args, "no_verify", False) else contextlib.nullcontext():
+            return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # noqa: BLE001 - every error becomes one readable line

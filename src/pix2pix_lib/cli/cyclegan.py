@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from .model_flags import add_model_flags, build_models
+from .model_flags import add_model_flags, add_verify_flag, build_models
 from .training import _TRAIN_OPTIONS, fit_and_report
 
 #: builders of a new CycleGAN run (the reference's), unless --generator / --discriminator say otherwise
@@ -38,6 +38,7 @@ def add_cyclegan(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: runs/cyclegan)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     parser.add_argument("--resume", type=Path, default=None, help="checkpoint or run folder to continue from")
+    add_verify_flag(parser)
     parser.add_argument("--config", type=Path, default=None, help="TrainConfig JSON file to start from")
     for flag, option, kind, text in _OPTIONS:
         default = "lsgan" if option == "gan_mode" else "the TrainConfig default"

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..norm_modes import DETERMINISTIC_NORM_MODES
+from .model_flags import add_verify_flag
 
 __all__ = ["add_export", "add_serve"]
 
@@ -28,6 +29,7 @@ def add_export(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--example-size", type=int, default=256, help="side of the tracing example (default: 256)")
     parser.add_argument("--static", action="store_true", help="fix the input to (1, C, SIZE, SIZE) instead of dynamic N, H, W")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for --model")
+    add_verify_flag(parser)
     parser.set_defaults(run=_run_export)
 
 
@@ -61,6 +63,7 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     parser.add_argument("--title", default=None, help="page title (default: pix2pix demo: MODEL)")
+    add_verify_flag(parser)
     parser.add_argument(
         "--write-space", type=Path, default=None, metavar="DIR",
         help="instead of serving, write a Hugging Face Space (app.py, requirements.txt, README.md) for --model REPO into DIR",

@@ -12,6 +12,7 @@ from ..devices import INFERENCE_PRECISIONS
 from ..inference import SIZE_MODES
 from ..models.task import DIRECTIONS
 from ..norm_modes import NORM_MODES
+from .model_flags import add_verify_flag
 
 __all__ = ["add_convert", "add_download", "add_translate"]
 
@@ -27,6 +28,7 @@ def add_translate(commands: argparse._SubParsersAction) -> None:
         "--model", default="maps", help="pretrained name, Hub repo id, saved folder or weights file (default: maps)"
     )
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for --model")
+    add_verify_flag(parser)
     parser.add_argument("--size", choices=SIZE_MODES, default="resize", help="size handling (default: resize)")
     parser.add_argument("--image-size", type=int, default=None, help="square size for --size resize (default: the model's)")
     parser.add_argument("--tile-size", type=int, default=None, help="tile side for --size tile (default: the model's size)")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models.task import DIRECTIONS
-from .model_flags import add_model_flags, build_models
+from .model_flags import add_model_flags, add_verify_flag, build_models
 
 __all__ = ["add_demo", "add_train"]
 
@@ -137,6 +137,7 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=None, help=f"run folder (default: {TrainConfig.out_dir})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     parser.add_argument("--resume", type=Path, default=None, help="checkpoint or run folder to continue from")
+    add_verify_flag(parser)
     parser.add_argument("--config", type=Path, default=None, help="TrainConfig JSON file to start from")
     for flag, option, kind, text in _TRAIN_OPTIONS:
         parser.add_argument(flag, type=kind, default=None, help=f"{text} (default: {getattr(TrainConfig, option)})")

@@ -25,14 +25,26 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin, constants
+from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
 
 from ..atomic_io import write_text_atomically
 from .construction import constructor_arguments, instantiate
 from .hub import download_file
+from .integrity import MANIFEST_FILE, Manifest, parse_manifest, read_json, should_verify, warn_unverified, write_manifest
 from .state_dict import CheckpointError, load_state_dict_strict, read_state_dict, save_state_dict
 from .task import TaskMetadata
 
-__all__ = ["METADATA_KEYS", "MODEL_CARD_TEMPLATE", "PretrainedMixin", "read_config"]
+__all__ = [
+    "METADATA_KEYS",
+    "MODEL_CARD_TEMPLATE",
+    "PretrainedMixin",
+    "missing_local_path",
+    "no_local_note",
+    "read_config",
+]
+
+#: endings that make a name a file path, never a Hub repo id
+FILE_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt", ".onnx", ".json", ".pt2")
 
 #: keys of config.json that are not constructor arguments
 METADATA_KEYS = ("architecture", "task", "pix2pix_lib_version", "class")
@@ -92,12 +104,10 @@ then `translate(images, model=generator)`. On the command line:
 
 
 def read_config(path: Path, source: str | None = None) -> dict[str, Any]:
-    """A ``config.json`` as a dict; :class:`CheckpointError` naming the file when it is not a JSON object."""
+    """A ``config.json`` (or other JSON metadata file) as a dict; :class:`CheckpointError` naming the file when
+    it is not a JSON object, too large or too deeply nested (:func:`~pix2pix_lib.models.integrity.read_json`)."""
     source = source or str(path)
-    try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{source}: not valid JSON ({error})") from error
+    config = read_json(path, source)
     if not isinstance(config, dict):
         raise CheckpointError(f"{source}: expected a JSON object, found {type(config).__name__}")
     return config
@@ -173,6 +183,8 @@ class PretrainedMixin(
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         config = self.hub_config() if config is None else config
+        # An old manifest goes first: a save cut short then leaves an unverified folder, not a mismatched one.
+        (save_directory / MANIFEST_FILE).unlink(missing_ok=True)
         self._save_pretrained(save_directory)
         write_text_atomically(
             save_directory / constants.CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n"
@@ -180,6 +192,8 @@ class PretrainedMixin(
         card_path = save_directory / constants.REPOCARD_NAME
         if self.has_model_card and not card_path.exists():  # like huggingface_hub: never overwrite a user's card
             write_text_atomically(card_path, str(self.generate_model_card(**(model_card_kwargs or {}))))
+        # SHA-256 of the weights and config (not of the model card, which people edit), checked on loading
+        write_manifest(save_directory, [constants.SAFETENSORS_SINGLE_FILE, constants.CONFIG_NAME])
         if push_to_hub:
             return self.push_to_hub(
                 repo_id or save_directory.name, model_card_kwargs=model_card_kwargs, **push_to_hub_kwargs
@@ -223,6 +237,46 @@ class PretrainedMixin(
 
     # --- loading --------------------------------------------------------------------------------------
     @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        *,
+        force_download: bool = False,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        verify: bool | None = None,
+        **model_kwargs: Any,
+    ) -> PretrainedMixin:
+        """The model saved in a local folder or Hub repo, in eval mode with ``.task`` set.
+
+        ``verify`` (default: True, unless inside
+        :func:`~pix2pix_lib.models.integrity.skip_verification`) checks ``config.json`` and the weights
+        against the folder's ``checksums.json`` before using them; ``verify=False`` skips that. Other
+        arguments as for huggingface_hub's ``from_pretrained``; ``model_kwargs`` override config values.
+        """
+        model_id = os.fspath(pretrained_model_name_or_path)
+        files = _ModelFiles(model_id, revision, cache_dir, force_download, local_files_only, token)
+        manifest = files.manifest(verify)
+        config_path = files.get(constants.CONFIG_NAME, optional=True)
+        config = None
+        if config_path is not None:
+            manifest.verify(constants.CONFIG_NAME, config_path)
+            config = read_config(config_path, f"{model_id}/{constants.CONFIG_NAME}")
+        return cls._from_pretrained(
+            model_id=model_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+            config=config,
+            _manifest=manifest,
+            **model_kwargs,
+        )
+
+    @classmethod
     def _from_pretrained(
         cls,
         *,
@@ -234,10 +288,14 @@ class PretrainedMixin(
         token: str | bool | None,
         map_location: str = "cpu",
         config: dict[str, Any] | None = None,
+        verify: bool | None = None,
+        _manifest: Manifest | None = None,
         **model_kwargs: Any,
     ) -> PretrainedMixin:
-        """Build the model from its checked constructor arguments and load the weights strictly."""
+        """Build the model from its checked constructor arguments and load the (verified) weights strictly."""
         source = f"{model_id}/{constants.CONFIG_NAME}"
+        files = _ModelFiles(model_id, revision, cache_dir, force_download, local_files_only, token)
+        manifest = _manifest if _manifest is not None else files.manifest(verify)
         config = config or {}
         if not isinstance(config, dict):
             raise CheckpointError(f"{source}: expected a JSON object, found {type(config).__name__}")
@@ -253,7 +311,8 @@ class PretrainedMixin(
             model_kwargs.pop(transport_option, None)
         arguments = {key: value for key, value in config.items() if key not in METADATA_KEYS}
         model = instantiate(cls, {**arguments, **model_kwargs}, source)
-        weights = _locate_weights(model_id, revision, cache_dir, force_download, local_files_only, token)
+        weights = files.weights()
+        manifest.verify(weights.name, weights)
         load_state_dict_strict(model, read_state_dict(weights), str(weights))
         try:
             model.task = TaskMetadata.from_dict(config.get("task"), f"{source} 'task'")  # type: ignore[attr-defined]
@@ -264,33 +323,101 @@ class PretrainedMixin(
         return model  # type: ignore[return-value]
 
 
-def _locate_weights(
-    model_id: str,
-    revision: str | None,
-    cache_dir: str | Path | None,
-    force_download: bool,
-    local_files_only: bool,
-    token: str | bool | None,
-) -> Path:
-    """``model.safetensors`` of a saved folder or Hub repo; ``pytorch_model.bin`` when that is all there is."""
-    names = (constants.SAFETENSORS_SINGLE_FILE, constants.PYTORCH_WEIGHTS_NAME)
-    if os.path.isdir(model_id):
-        for name in names:
-            if (Path(model_id) / name).is_file():
-                return Path(model_id) / name
-        raise FileNotFoundError(f"{model_id}: no {' or '.join(names)} in this folder")
-    errors = []
-    for name in names:
+def missing_local_path(text: str) -> str | None:
+    """The error message for a name that looks like a local path (and is not there), else None.
+
+    A name is a path, never tried as a Hub repo id, when it starts with ``./``, ``../``, ``/`` or ``~``,
+    has more than one ``/``, ends with a file suffix, or its first component is a local folder
+    (``runs/facade`` next to a ``runs/`` folder): a typo then fails at once, not after the Hub's retries.
+    """
+    if os.path.exists(os.path.expanduser(text)):
+        return None
+    normalized = text.replace(os.sep, "/")
+    first = normalized.split("/", 1)[0]
+    if normalized.startswith(("./", "../", "/", "~")) or normalized in (".", ".."):
+        reason = "it is a path"
+    elif normalized.rstrip("/").count("/") > 1:
+        reason = "a Hub repo id has one '/' (owner/name)"
+    elif normalized.lower().endswith(FILE_SUFFIXES):
+        reason = f"it ends like a file name ({Path(normalized).suffix})"
+    elif "/" in normalized and first and os.path.isdir(first):
+        reason = f"{first}/ is a local folder here, so the name is taken as a path"
+    else:
+        return None
+    return f"no such file or folder: {text} (and it is not tried as a Hub repo id: {reason})"
+
+
+def no_local_note(model_id: str) -> str:
+    """What a failed Hub lookup adds: that ``model_id`` is not a local file or folder either."""
+    return f"no local file or folder {model_id!r} exists either (relative to {os.getcwd()})"
+
+
+class _ModelFiles:
+    """The files of a ``save_pretrained`` folder or Hub repo, fetched on demand."""
+
+    def __init__(
+        self,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+    ) -> None:
+        self.model_id = model_id
+        self.local = os.path.isdir(model_id)
+        if not self.local:
+            problem = missing_local_path(model_id)
+            if problem is not None:
+                raise FileNotFoundError(problem)
+        self.options = dict(
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+        )
+
+    def get(self, name: str, optional: bool = False, missing_ok_offline: bool = False) -> Path | None:
+        """Path of file ``name``; None when ``optional`` and the folder or repo has no such file."""
+        if self.local:
+            path = Path(self.model_id) / name
+            if path.is_file():
+                return path
+            if optional:
+                return None
+            raise FileNotFoundError(f"{self.model_id}: no {name} in this folder")
+        options = dict(self.options)
+        revision = options.pop("revision")
         try:
-            return download_file(
-                model_id,
-                name,
-                revision,
-                cache_dir=cache_dir,
-                force_download=force_download,
-                local_files_only=local_files_only,
-                token=token,
-            )
+            return download_file(self.model_id, name, revision, **options)  # type: ignore[arg-type]
         except FileNotFoundError as error:
-            errors.append(str(error))
-    raise FileNotFoundError(f"{model_id}: no weights file found ({'; '.join(errors)})")
+            cause = error.__cause__
+            if isinstance(cause, LocalEntryNotFoundError):
+                if missing_ok_offline:
+                    return None
+            elif isinstance(cause, EntryNotFoundError) and optional:
+                return None
+            raise FileNotFoundError(f"{error}; {no_local_note(self.model_id)}") from error
+
+    def manifest(self, verify: bool | None) -> Manifest:
+        """The ``checksums.json`` to check files against (disabled when not verifying; empty, with a note, when absent)."""
+        where = self.model_id if self.local else f"Hub repo {self.model_id}@{self.options['revision'] or 'main'}"
+        if not should_verify(verify):
+            return Manifest.disabled(where)
+        path = self.get(MANIFEST_FILE, optional=True, missing_ok_offline=True)
+        if path is None:
+            warn_unverified(where)
+            return Manifest(where, None)
+        source = str(path) if self.local else f"{self.model_id}/{MANIFEST_FILE}"
+        return parse_manifest(read_json(path, source), source)
+
+    def weights(self) -> Path:
+        """``model.safetensors``; ``pytorch_model.bin`` when that is all there is."""
+        names = (constants.SAFETENSORS_SINGLE_FILE, constants.PYTORCH_WEIGHTS_NAME)
+        for name in names:
+            path = self.get(name, optional=True)
+            if path is not None:
+                return path
+        where = "in this folder" if self.local else f"in Hub repo {self.model_id}"
+        raise FileNotFoundError(f"{self.model_id}: no {' or '.join(names)} {where}")

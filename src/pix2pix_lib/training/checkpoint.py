@@ -136,11 +136,8 @@ def fill_checkpoint(folder: Path, models: CheckpointModels, trainer_state: dict[
 
 @dataclass
 class Checkpoint:
-    """A checkpoint folder read back: its config, counters and metadata; models and state load on demand.
-
-    With ``verify`` (the default of :func:`read_checkpoint`) every file is checked against the
-    ``checksums.json`` of its folder before it is used; :class:`CheckpointError` names the file that differs.
-    """
+    """A checkpoint folder read back: its config, counters and metadata; models and state load on demand
+    (with ``verify``, each file checked against its folder's ``checksums.json`` first)."""
 
     directory: Path
     config: TrainConfig
@@ -158,8 +155,9 @@ class Checkpoint:
         return self._manifests[folder]
 
     def _verified(self, path: Path) -> Path:
-        """``path`` after checking it against its folder's checksums (a no-op for format 1 and unverified folders)."""
-        if self.format != 1:
+        """``path`` after checking it against its folder's checksums (not for format 1, unverified or missing files:
+        a missing one is reported by its reader)."""
+        if self.format != 1 and path.is_file():
             self._manifest(path.parent).verify(path.name, path)
         return path
 
@@ -197,8 +195,7 @@ class Checkpoint:
         """Copy the saved ``role`` weights into ``module``; :class:`CheckpointError` naming the file on any mismatch."""
         folder = self.model_folder(role)
         path = self.directory / f"{role}.safetensors" if self.format == 1 else folder / constants.SAFETENSORS_SINGLE_FILE
-        if path.is_file():
-            self._verified(path)
+        self._verified(path)
         load_state_dict_strict(module, read_state_dict(path), str(path))
 
     @property
@@ -215,8 +212,7 @@ class Checkpoint:
     def trainer_state(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         """Optimizer/scheduler/scaler/RNG states and subclass state, read with ``weights_only=True``."""
         path = self.directory / (TRAINER_STATE_FILE if self.format != 1 else "training_state.pt")
-        if path.is_file():
-            self._verified(path)
+        self._verified(path)
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
         except FileNotFoundError:
@@ -232,9 +228,8 @@ def read_checkpoint(path: str | os.PathLike[str], verify: bool | None = None) ->
     """Read the config and counters of the checkpoint at ``path`` (a checkpoint, checkpoints or run folder,
     or ``latest``); checkpoints of 0.1.0.dev0 are read too.
 
-    ``verify`` (default: True, unless inside :func:`~pix2pix_lib.models.integrity.skip_verification`):
-    check every file against the ``checksums.json`` of its folder before using it. A checkpoint written
-    before checksums existed loads with one :class:`~pix2pix_lib.models.integrity.UnverifiedFilesWarning`.
+    ``verify`` (default: True unless in :func:`~pix2pix_lib.models.integrity.skip_verification`): check each
+    file against its folder's ``checksums.json``; a checkpoint without one loads with one warning line.
     """
     directory = resolve_checkpoint(path)
     verify = should_verify(verify)

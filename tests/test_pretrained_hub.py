@@ -66,6 +66,7 @@ def test_save_pretrained_round_trip(tmp_path, hub_home):
 
     assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == [
         "README.md",
+        "checksums.json",
         "config.json",
         "model.safetensors",
     ]
@@ -98,7 +99,7 @@ def test_save_pretrained_keeps_a_user_written_card_and_leaves_no_temp_files(tmp_
     _tiny_unet().save_pretrained(folder)
     _tiny_unet(seed=1).save_pretrained(folder)  # overwrite the weights in place
     assert (folder / "README.md").read_text() == "my card"
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "checksums.json", "config.json", "model.safetensors"]
     assert _same_outputs(_tiny_unet(seed=1), UNetGenerator.from_pretrained(str(folder)))
 
 
@@ -244,7 +245,7 @@ def test_push_to_hub_uploads_config_weights_and_card(tmp_path, monkeypatch):
 
     model.task = TaskMetadata(direction="BtoA", input_domain="label map", output_domain="photo")
     assert model.push_to_hub("me/tiny") == "https://example.invalid/me/tiny/commit/1"
-    assert sorted(uploaded) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(uploaded) == ["README.md", "checksums.json", "config.json", "model.safetensors"]
     assert 'model="me/tiny"' in uploaded["README.md"].decode()
     folder = tmp_path / "download"
     folder.mkdir()

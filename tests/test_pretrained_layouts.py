@@ -169,7 +169,7 @@ def test_convert_writes_our_format_with_identical_outputs(tmp_path):
     torch.save(reference.state_dict(), checkpoint)
     out = convert_checkpoint(checkpoint, tmp_path / "converted", task=TaskMetadata(direction="BtoA"))
 
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "checksums.json", "config.json", "model.safetensors"]
     config = json.loads((out / "config.json").read_text())
     assert (
         config["architecture"] == "pix2pix-unet"

@@ -95,7 +95,7 @@ def test_wrong_shapes_are_listed(tmp_path):
     config["base_channels"] = 8  # weights were saved with 4
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError) as error:
-        load_pretrained(folder, device="cpu")
+        load_pretrained(folder, device="cpu", verify=False)  # past the checksum, to the strict loading
     message = str(error.value)
     assert (
         "shape mismatches" in message

@@ -134,8 +134,12 @@ def test_save_checkpoint_and_load_checkpoint_round_trip(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path)
     trainer.train_on_batch(batch_of(SyntheticPairs(length=2, size=32)))
     path = trainer.save_checkpoint(tmp_path / "manual")
-    assert sorted(p.name for p in path.iterdir()) == ["discriminator", "generator", "trainer.json", "trainer_state.pt"]
-    assert sorted(p.name for p in (path / "generator").iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in path.iterdir()) == [
+        "checksums.json", "discriminator", "generator", "trainer.json", "trainer_state.pt"
+    ]
+    assert sorted(p.name for p in (path / "generator").iterdir()) == [
+        "README.md", "checksums.json", "config.json", "model.safetensors"
+    ]
     checkpoint = read_checkpoint(path)
     assert checkpoint.meta["global_step"] == 1 and checkpoint.config == trainer.config
     state = checkpoint.trainer_state()

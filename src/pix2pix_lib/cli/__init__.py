@@ -9,11 +9,13 @@ Errors print one line (``error: ...``); ``--debug`` or ``PIX2PIX_DEBUG=1`` shows
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import warnings
 from collections.abc import Sequence
 
+from ..models.integrity import skip_verification
 from ._options import UsageError, apply_threads
 from .cyclegan import add_cyclegan
 from .deploy import add_export, add_serve
@@ -67,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             if not debug:  # "pix2pix train: warning: ..." instead of Python's source line
                 warnings.formatwarning = _warning_line(args.command)
-            return int(args.run(args) or 0)
+            with skip_verification() if getattr(args, "no_verify", False) else contextlib.nullcontext():
+                return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130
     except UsageError as error:  # a value that cannot work: one line naming the option, like argparse's

@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 from ._options import add_threads, non_negative_float, non_negative_int, option_words, paired_dataset, positive_int
-from .model_flags import add_model_flags, build_models
+from .model_flags import add_model_flags, add_verify_flag, build_models
 from .training import _TRAIN_OPTIONS, fit_and_report, resume_source
 
 #: builders of a new CycleGAN run (the reference's), unless --generator / --discriminator say otherwise
@@ -41,6 +41,7 @@ def add_cyclegan(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN|auto",
                         help="checkpoint or run folder to continue from, writing into that run (unless --out says "
                              "otherwise); 'auto': the run in --out if there is one, else a new run")
+    add_verify_flag(parser)
     parser.add_argument("--config", type=Path, default=None, help="TrainConfig JSON file to start from")
     for flag, option, kind, text in _OPTIONS:
         default = "lsgan" if option == "gan_mode" else "the TrainConfig default"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..norm_modes import DETERMINISTIC_NORM_MODES
 from ._options import UsageError, add_threads, port, positive_int
+from .model_flags import add_verify_flag
 
 __all__ = ["add_export", "add_serve"]
 
@@ -35,6 +36,7 @@ def add_export(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--static", action="store_true", help="fix the input to (1, C, SIZE, SIZE) instead of dynamic N, H, W")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for --model")
     add_threads(parser)
+    add_verify_flag(parser)
     parser.set_defaults(run=_run_export)
 
 
@@ -76,6 +78,7 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     add_threads(parser)
     parser.add_argument("--title", default=None, help="page title (default: pix2pix demo: MODEL)")
+    add_verify_flag(parser)
     parser.add_argument(
         "--write-space", type=Path, default=None, metavar="DIR",
         help="instead of serving, write a Hugging Face Space (app.py, requirements.txt, README.md) for --model REPO into DIR",

@@ -12,6 +12,7 @@ from ..norm_modes import NORM_MODES
 from ._options import (
     UsageError, add_threads, non_negative_int, paired_dataset, positive_float, positive_int,
 )  # fmt: skip
+from .model_flags import add_verify_flag
 
 __all__ = ["add_evaluate", "add_study"]
 
@@ -23,6 +24,7 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
         help="score a generator on a paired image folder: metrics.json, per_image.csv and report.html",
     )
     parser.add_argument("--model", required=True, help="saved-pretrained folder, checkpoint file or Hub repo id")
+    add_verify_flag(parser)
     parser.add_argument("--data", type=Path, required=True, help="folder of paired images (A|B side by side)")
     parser.add_argument(
         "--direction", choices=DIRECTIONS, default=None,

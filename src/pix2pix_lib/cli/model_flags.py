@@ -13,7 +13,15 @@ from ..models.layers import NORM_NAMES
 from ..models.zoo import builder_spec, create_model, list_models
 from ._options import fraction, non_negative_int, positive_int
 
-__all__ = ["add_model_flags", "build_models"]
+__all__ = ["add_model_flags", "add_verify_flag", "build_models"]
+
+
+def add_verify_flag(parser: argparse.ArgumentParser) -> None:
+    """``--no-verify``: load model folders and checkpoints without checking their checksums.json (see docs/security.md)."""
+    parser.add_argument(
+        "--no-verify", action="store_true",
+        help="do not check the model's or checkpoint's files against their checksums.json (a file you changed on purpose)",
+    )  # fmt: skip
 
 #: model flags -> (role, constructor argument, family builder it implies when no builder is named)
 _MODEL_FLAGS = {

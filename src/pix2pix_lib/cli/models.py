@@ -14,6 +14,7 @@ from ..inference import SIZE_MODES
 from ..models.task import DIRECTIONS
 from ..norm_modes import NORM_MODES
 from ._options import UsageError, add_threads, non_negative_int, pixel_bound, positive_int
+from .model_flags import add_verify_flag
 
 __all__ = ["add_convert", "add_download", "add_translate"]
 
@@ -32,6 +33,7 @@ def add_translate(commands: argparse._SubParsersAction) -> None:
         "Hub repo id, saved folder or weights file",
     )  # fmt: skip
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit) for --model")
+    add_verify_flag(parser)
     parser.add_argument("--size", choices=SIZE_MODES, default="resize", help="size handling (default: resize)")
     parser.add_argument(
         "--image-size", type=positive_int, default=None, help="square size for --size resize (default: the model's)"

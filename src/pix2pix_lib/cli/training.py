@@ -15,7 +15,7 @@ from ._options import (
     add_threads, choice, option_words, fraction, non_negative_float, non_negative_int, open_fraction, paired_dataset,
     positive_float, positive_int,
 )  # fmt: skip
-from .model_flags import add_model_flags, build_models
+from .model_flags import add_model_flags, add_verify_flag, build_models
 
 __all__ = ["add_demo", "add_train"]
 
@@ -163,6 +163,7 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN|auto",
                         help="checkpoint or run folder to continue from, writing into that run (unless --out says "
                              "otherwise); 'auto': the run in --out if there is one, else a new run")
+    add_verify_flag(parser)
     parser.add_argument("--config", type=Path, default=None, help="TrainConfig JSON file to start from")
     for flag, option, kind, text in _TRAIN_OPTIONS:
         parser.add_argument(flag, type=kind, default=None, help=f"{text} (default: {getattr(TrainConfig, option)})")

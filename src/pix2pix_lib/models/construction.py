@@ -15,11 +15,37 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from .state_dict import CheckpointError
+from .task import MAX_IMAGE_SIZE
 
-__all__ = ["check_arguments", "constructor_arguments", "instantiate"]
+__all__ = [
+    "ARGUMENT_LIMITS",
+    "MAX_PARAMETERS",
+    "check_arguments",
+    "check_size_limits",
+    "constructor_arguments",
+    "count_parameters",
+    "instantiate",
+]
+
+#: The largest value a file may give each size argument: far above any real pix2pix model (U-Net 256:
+#: num_downs 8, 64 channels; ResNet: 9 blocks; PatchGAN: 3 layers), low enough that checking and building
+#: stay quick. Any other int argument whose name ends in ``_channels`` is bounded like ``base_channels``.
+ARGUMENT_LIMITS: dict[str, int] = {
+    "num_downs": 12,
+    "n_layers": 8,
+    "n_blocks": 64,
+    "base_channels": 4096,
+    "in_channels": 4096,
+    "out_channels": 4096,
+    "image_size": MAX_IMAGE_SIZE,
+}
+#: The most parameters (and buffer elements) a model built from a file may have: 1e9 (4 GB of float32),
+#: ~18x the 54M of the paper's U-Net. Counted on PyTorch's "meta" device before anything is allocated.
+MAX_PARAMETERS = 1_000_000_000
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -108,13 +134,61 @@ def check_arguments(cls: type, arguments: Mapping[str, Any], source: str) -> dic
     return dict(arguments)
 
 
+def _limit(name: str) -> int | None:
+    if name in ARGUMENT_LIMITS:
+        return ARGUMENT_LIMITS[name]
+    return ARGUMENT_LIMITS["base_channels"] if name.endswith("_channels") else None
+
+
+def check_size_limits(cls: type, arguments: Mapping[str, Any], source: str) -> None:
+    """:class:`CheckpointError` naming ``source`` and the argument when an int argument exceeds :data:`ARGUMENT_LIMITS`.
+
+    Runs before anything is built, so a small file asking for ``num_downs=10**9`` costs nothing.
+    """
+    for name, value in arguments.items():
+        limit = _limit(name)
+        if limit is not None and isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            raise CheckpointError(
+                f"{source}: argument {name}={value} of {cls.__name__} is above the limit of {limit} "
+                "(pix2pix_lib.models.construction.ARGUMENT_LIMITS; no real model comes near it)"
+            )
+
+
+def count_parameters(cls: type, arguments: Mapping[str, Any]) -> int | None:
+    """Parameters plus buffer elements of ``cls(**arguments)``, built on the "meta" device (no memory, no
+    random numbers drawn); None when the class cannot be built there."""
+    try:
+        with torch.device("meta"):
+            probe = cls(**arguments)
+    except Exception:  # noqa: BLE001 - the real construction reports the error
+        return None
+    if not isinstance(probe, nn.Module):
+        return None
+    return sum(t.numel() for t in probe.parameters()) + sum(t.numel() for t in probe.buffers())
+
+
 def instantiate(cls: type, arguments: Mapping[str, Any], source: str) -> nn.Module:
-    """``cls(**arguments)`` after :func:`check_arguments`; a constructor's own refusal becomes a :class:`CheckpointError`."""
+    """``cls(**arguments)`` after :func:`check_arguments` and the size bounds; a constructor's own refusal
+    becomes a :class:`CheckpointError`.
+
+    Size bounds: each argument within :data:`ARGUMENT_LIMITS`, then the parameter count (on the meta
+    device) within :data:`MAX_PARAMETERS`, both before any real tensor is allocated.
+    """
     checked = check_arguments(cls, arguments, source)
+    check_size_limits(cls, checked, source)
+    count = count_parameters(cls, checked)
+    if count is not None and count > MAX_PARAMETERS:
+        settings = ", ".join(f"{k}={v!r}" for k, v in checked.items())
+        raise CheckpointError(
+            f"{source}: {cls.__name__}({settings}) would have {count:,} parameters, above the limit of "
+            f"{MAX_PARAMETERS:,} (pix2pix_lib.models.construction.MAX_PARAMETERS)"
+        )
     try:
         return cls(**checked)
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{source}: not a valid {cls.__name__}: {error}") from error
+    except (RuntimeError, MemoryError) as error:  # e.g. an allocation that fails within the bounds
+        raise CheckpointError(f"{source}: could not build {cls.__name__}: {error}") from error
 
 
 def _describe(hint: Any) -> str:

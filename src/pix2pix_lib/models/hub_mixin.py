@@ -27,12 +27,20 @@ from typing import Any, ClassVar
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin, constants
 
 from ..atomic_io import write_text_atomically
+from ._model_files import ModelFiles, missing_local_path, no_local_note
 from .construction import constructor_arguments, instantiate
-from .hub import download_file
+from .integrity import MANIFEST_FILE, Manifest, read_json, write_manifest
 from .state_dict import CheckpointError, load_state_dict_strict, read_state_dict, save_state_dict
 from .task import TaskMetadata
 
-__all__ = ["METADATA_KEYS", "MODEL_CARD_TEMPLATE", "PretrainedMixin", "read_config"]
+__all__ = [
+    "METADATA_KEYS",
+    "MODEL_CARD_TEMPLATE",
+    "PretrainedMixin",
+    "missing_local_path",
+    "no_local_note",
+    "read_config",
+]
 
 #: keys of config.json that are not constructor arguments
 METADATA_KEYS = ("architecture", "task", "pix2pix_lib_version", "class")
@@ -92,12 +100,10 @@ then `translate(images, model=generator)`. On the command line:
 
 
 def read_config(path: Path, source: str | None = None) -> dict[str, Any]:
-    """A ``config.json`` as a dict; :class:`CheckpointError` naming the file when it is not a JSON object."""
+    """A ``config.json`` (or other JSON metadata file) as a dict; :class:`CheckpointError` naming the file when
+    it is not a JSON object, too large or too deeply nested (:func:`~pix2pix_lib.models.integrity.read_json`)."""
     source = source or str(path)
-    try:
-        config = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{source}: not valid JSON ({error})") from error
+    config = read_json(path, source)
     if not isinstance(config, dict):
         raise CheckpointError(f"{source}: expected a JSON object, found {type(config).__name__}")
     return config
@@ -173,6 +179,8 @@ class PretrainedMixin(
         save_directory = Path(save_directory)
         save_directory.mkdir(parents=True, exist_ok=True)
         config = self.hub_config() if config is None else config
+        # An old manifest goes first: a save cut short then leaves an unverified folder, not a mismatched one.
+        (save_directory / MANIFEST_FILE).unlink(missing_ok=True)
         self._save_pretrained(save_directory)
         write_text_atomically(
             save_directory / constants.CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n"
@@ -180,6 +188,8 @@ class PretrainedMixin(
         card_path = save_directory / constants.REPOCARD_NAME
         if self.has_model_card and not card_path.exists():  # like huggingface_hub: never overwrite a user's card
             write_text_atomically(card_path, str(self.generate_model_card(**(model_card_kwargs or {}))))
+        # SHA-256 of the weights and config (not of the model card, which people edit), checked on loading
+        write_manifest(save_directory, [constants.SAFETENSORS_SINGLE_FILE, constants.CONFIG_NAME])
         if push_to_hub:
             return self.push_to_hub(
                 repo_id or save_directory.name, model_card_kwargs=model_card_kwargs, **push_to_hub_kwargs
@@ -223,6 +233,46 @@ class PretrainedMixin(
 
     # --- loading --------------------------------------------------------------------------------------
     @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike[str],
+        *,
+        force_download: bool = False,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        revision: str | None = None,
+        verify: bool | None = None,
+        **model_kwargs: Any,
+    ) -> PretrainedMixin:
+        """The model saved in a local folder or Hub repo, in eval mode with ``.task`` set.
+
+        ``verify`` (default: True, unless inside
+        :func:`~pix2pix_lib.models.integrity.skip_verification`) checks ``config.json`` and the weights
+        against the folder's ``checksums.json`` before using them; ``verify=False`` skips that. Other
+        arguments as for huggingface_hub's ``from_pretrained``; ``model_kwargs`` override config values.
+        """
+        model_id = os.fspath(pretrained_model_name_or_path)
+        files = ModelFiles(model_id, revision, cache_dir, force_download, local_files_only, token)
+        manifest = files.manifest(verify)
+        config_path = files.get(constants.CONFIG_NAME, optional=True)
+        config = None
+        if config_path is not None:
+            manifest.verify(constants.CONFIG_NAME, config_path)
+            config = read_config(config_path, f"{model_id}/{constants.CONFIG_NAME}")
+        return cls._from_pretrained(
+            model_id=model_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+            config=config,
+            _manifest=manifest,
+            **model_kwargs,
+        )
+
+    @classmethod
     def _from_pretrained(
         cls,
         *,
@@ -234,10 +284,14 @@ class PretrainedMixin(
         token: str | bool | None,
         map_location: str = "cpu",
         config: dict[str, Any] | None = None,
+        verify: bool | None = None,
+        _manifest: Manifest | None = None,
         **model_kwargs: Any,
     ) -> PretrainedMixin:
-        """Build the model from its checked constructor arguments and load the weights strictly."""
+        """Build the model from its checked constructor arguments and load the (verified) weights strictly."""
         source = f"{model_id}/{constants.CONFIG_NAME}"
+        files = ModelFiles(model_id, revision, cache_dir, force_download, local_files_only, token)
+        manifest = _manifest if _manifest is not None else files.manifest(verify)
         config = config or {}
         if not isinstance(config, dict):
             raise CheckpointError(f"{source}: expected a JSON object, found {type(config).__name__}")
@@ -253,7 +307,8 @@ class PretrainedMixin(
             model_kwargs.pop(transport_option, None)
         arguments = {key: value for key, value in config.items() if key not in METADATA_KEYS}
         model = instantiate(cls, {**arguments, **model_kwargs}, source)
-        weights = _locate_weights(model_id, revision, cache_dir, force_download, local_files_only, token)
+        weights = files.weights()
+        manifest.verify(weights.name, weights)
         load_state_dict_strict(model, read_state_dict(weights), str(weights))
         try:
             model.task = TaskMetadata.from_dict(config.get("task"), f"{source} 'task'")  # type: ignore[attr-defined]
@@ -262,35 +317,3 @@ class PretrainedMixin(
         model.to(map_location)  # type: ignore[attr-defined]
         model.eval()  # type: ignore[attr-defined]
         return model  # type: ignore[return-value]
-
-
-def _locate_weights(
-    model_id: str,
-    revision: str | None,
-    cache_dir: str | Path | None,
-    force_download: bool,
-    local_files_only: bool,
-    token: str | bool | None,
-) -> Path:
-    """``model.safetensors`` of a saved folder or Hub repo; ``pytorch_model.bin`` when that is all there is."""
-    names = (constants.SAFETENSORS_SINGLE_FILE, constants.PYTORCH_WEIGHTS_NAME)
-    if os.path.isdir(model_id):
-        for name in names:
-            if (Path(model_id) / name).is_file():
-                return Path(model_id) / name
-        raise FileNotFoundError(f"{model_id}: no {' or '.join(names)} in this folder")
-    errors = []
-    for name in names:
-        try:
-            return download_file(
-                model_id,
-                name,
-                revision,
-                cache_dir=cache_dir,
-                force_download=force_download,
-                local_files_only=local_files_only,
-                token=token,
-            )
-        except FileNotFoundError as error:
-            errors.append(str(error))
-    raise FileNotFoundError(f"{model_id}: no weights file found ({'; '.join(errors)})")

@@ -19,7 +19,7 @@ from .construction import instantiate
 from .discriminator import PatchDiscriminator
 from .generator import UNetGenerator
 from .hub import download_file
-from .hub_mixin import METADATA_KEYS, PretrainedMixin, read_config
+from .hub_mixin import METADATA_KEYS, PretrainedMixin, missing_local_path, read_config
 from .huggan import HugGANGenerator
 from .resnet import ResnetGenerator
 from .state_dict import CheckpointError
@@ -106,17 +106,24 @@ def build_from_config(config: dict[str, Any], source: str = "config.json") -> nn
 
 
 def load_model_folder(
-    folder: str | os.PathLike[str], revision: str | None = None, source: str | None = None
+    folder: str | os.PathLike[str],
+    revision: str | None = None,
+    source: str | None = None,
+    verify: bool | None = None,
 ) -> nn.Module:
     """The model in a ``save_pretrained`` folder or Hub repo whose ``config.json`` names its architecture.
 
     ``folder`` may be a local folder or a Hub repo id (the config is downloaded first). Returned in
-    eval mode with ``.task`` set from the config.
+    eval mode with ``.task`` set from the config. ``verify``: check the files against the folder's
+    ``checksums.json`` (see :meth:`PretrainedMixin.from_pretrained`).
     """
     text = os.fspath(folder)
     if os.path.isdir(text):
         config = read_config(Path(text) / constants.CONFIG_NAME)
     else:
+        problem = missing_local_path(text)
+        if problem is not None:
+            raise FileNotFoundError(problem)
         config = read_config(download_file(text, constants.CONFIG_NAME, revision), f"{text}/{constants.CONFIG_NAME}")
     cls = _class_of(config, source or f"{text}/{constants.CONFIG_NAME}")
-    return cls.from_pretrained(text, revision=revision)  # type: ignore[attr-defined]
+    return cls.from_pretrained(text, revision=revision, verify=verify)  # type: ignore[attr-defined]

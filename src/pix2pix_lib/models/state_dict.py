@@ -116,18 +116,40 @@ def save_state_dict(
     return write_atomically(path, lambda temp: save_safetensors(tensors, temp, metadata=metadata))
 
 
+def _dtype_kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_complex:
+        return "complex"
+    return "float" if dtype.is_floating_point else "integer"
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
 def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """Raise :class:`CheckpointError` listing missing keys, unexpected keys and shape mismatches.
+    """Raise :class:`CheckpointError` listing missing keys, unexpected keys, shape and dtype mismatches.
+
+    A tensor must be of the same kind as the model's (floating point, integer, bool or complex): a
+    float16 file loads into a float32 model (the copy keeps the values), but integers where the model
+    has floats -- e.g. a safetensors header whose ``F32`` was changed to ``I32`` -- are refused.
 
     ``source`` names the file (or repo) in the message, so the user knows which weights are at fault.
     """
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
+    common = sorted(set(expected) & set(state_dict))
     mismatched = [
         f"{key}: file {tuple(state_dict[key].shape)} vs model {tuple(expected[key].shape)}"
-        for key in sorted(set(expected) & set(state_dict))
+        for key in common
         if tuple(state_dict[key].shape) != tuple(expected[key].shape)
+    ]
+    wrong_kind = [
+        f"{key}: file {_dtype_name(state_dict[key].dtype)} vs model {_dtype_name(expected[key].dtype)}"
+        for key in common
+        if _dtype_kind(state_dict[key].dtype) != _dtype_kind(expected[key].dtype)
     ]
     problems = []
     if missing:
@@ -136,6 +158,8 @@ def check_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], s
         problems.append(f"unexpected keys ({len(unexpected)}): {_listing(unexpected)}")
     if mismatched:
         problems.append(f"shape mismatches ({len(mismatched)}): {_listing(mismatched)}")
+    if wrong_kind:
+        problems.append(f"dtype mismatches ({len(wrong_kind)}): {_listing(wrong_kind)}")
     if problems:
         raise CheckpointError(
             f"{source}: the weights do not fit {type(model).__name__} ({'; '.join(problems)})"

@@ -15,7 +15,10 @@ from typing import Any, Literal
 from ..norm_modes import NormMode, check_norm_mode
 from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, check_pixel_range
 
-__all__ = ["DIRECTIONS", "Direction", "TaskMetadata", "check_direction"]
+__all__ = ["DIRECTIONS", "MAX_IMAGE_SIZE", "Direction", "TaskMetadata", "check_direction"]
+
+#: the largest training image side a task may record (``translate(size="resize")`` resizes to it)
+MAX_IMAGE_SIZE = 16384
 
 Direction = Literal["AtoB", "BtoA"]
 #: Which half of a pix2pix ``A|B`` pair is the input: the one definition, CLI choices included.
@@ -64,9 +67,13 @@ class TaskMetadata:
         if self.direction is not None:
             check_direction(self.direction, "TaskMetadata.direction")
         if self.image_size is not None and (
-            not isinstance(self.image_size, int) or isinstance(self.image_size, bool) or self.image_size < 1
+            not isinstance(self.image_size, int)
+            or isinstance(self.image_size, bool)
+            or not 1 <= self.image_size <= MAX_IMAGE_SIZE
         ):
-            raise ValueError(f"TaskMetadata.image_size must be a positive int or None, got {self.image_size!r}")
+            raise ValueError(
+                f"TaskMetadata.image_size must be an int from 1 to {MAX_IMAGE_SIZE} or None, got {self.image_size!r}"
+            )
         self.input_range = check_pixel_range(self.input_range, "TaskMetadata.input_range")
         self.output_range = check_pixel_range(self.output_range, "TaskMetadata.output_range")
         if self.recommended_norm_mode is not None:

@@ -27,6 +27,8 @@ import os
 import re
 from pathlib import Path
 
+from ..models.state_dict import CheckpointError
+
 __all__ = [
     "CHECKPOINTS_DIR",
     "CHECKPOINT_FORMAT",
@@ -36,6 +38,7 @@ __all__ = [
     "LATEST_FILE",
     "LEGACY_META_FILE",
     "RUN_CONFIG_FILE",
+    "check_links",
     "TRAINER_META_FILE",
     "TRAINER_STATE_FILE",
     "is_checkpoint_folder",
@@ -55,6 +58,7 @@ RUN_CONFIG_FILE = "train_config.json"
 LEGACY_META_FILE = "checkpoint.json"
 #: ``step-<8+ digits>`` optionally followed by ``.<n>`` for a re-save of the same step
 CHECKPOINT_NAME = re.compile(r"^step-(\d{8,})(?:\.(\d+))?$")
+_MAX_LATEST_BYTES = 256
 
 
 def is_checkpoint_folder(path: Path) -> bool:
@@ -62,24 +66,73 @@ def is_checkpoint_folder(path: Path) -> bool:
     return (path / TRAINER_META_FILE).is_file() or (path / LEGACY_META_FILE).is_file()
 
 
+def _inside(path: str | os.PathLike[str], root: str) -> bool:
+    real = os.path.realpath(path)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _refuse_outside(link: Path, root: str) -> None:
+    raise CheckpointError(
+        f"{link} is a symbolic link to {os.path.realpath(link)}, outside the run folder {root}; "
+        "a checkpoint is only read from inside its run folder"
+    )
+
+
+def check_links(checkpoint: Path) -> None:
+    """:class:`CheckpointError` naming the link when ``checkpoint``, or anything in it, is a symbolic link that
+    leads outside its run folder (the folder above ``checkpoints/``; the checkpoint folder itself when it is
+    not in a ``checkpoints/`` folder). Links that stay inside are allowed."""
+    run = checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINTS_DIR else checkpoint
+    root = os.path.realpath(run)
+    if not _inside(checkpoint, root):
+        _refuse_outside(checkpoint, root)
+    for folder, dirs, files in os.walk(checkpoint):  # does not descend into linked folders
+        for name in (*dirs, *files):
+            entry = Path(folder) / name
+            if entry.is_symlink() and not _inside(entry, root):
+                _refuse_outside(entry, root)
+
+
+def _read_latest(latest: Path, root: Path) -> Path:
+    """The checkpoint folder ``root/latest`` names; errors name ``latest`` but never show what it holds."""
+    if latest.is_symlink() and not _inside(latest, os.path.realpath(root)):
+        _refuse_outside(latest, os.path.realpath(root))
+    with latest.open("rb") as handle:
+        raw = handle.read(_MAX_LATEST_BYTES + 1)
+    try:
+        name = raw.decode("utf-8").strip() if len(raw) <= _MAX_LATEST_BYTES else ""
+    except UnicodeDecodeError:
+        name = ""
+    if not CHECKPOINT_NAME.match(name):
+        raise FileNotFoundError(
+            f"{latest} does not hold the name of a checkpoint folder (one line, 'step-' and 8 or more digits); "
+            f"point it at a complete checkpoint in {root} or pass a checkpoint folder"
+        )
+    target = root / name
+    if not is_checkpoint_folder(target):
+        raise FileNotFoundError(f"{latest} names {name!r}, which is not a complete checkpoint folder in {root}")
+    return target
+
+
 def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
     """The checkpoint folder meant by ``path``: a checkpoint folder, its ``latest`` file, a
     ``checkpoints`` folder (its ``latest``) or a run folder (its ``checkpoints/latest``).
 
-    Raises :class:`FileNotFoundError` naming the path when none of these is found.
+    Raises :class:`FileNotFoundError` naming the path when none of these is found, and
+    :class:`~pix2pix_lib.models.state_dict.CheckpointError` when ``latest``, the checkpoint folder or a
+    file in it is a symbolic link that leads outside the run folder (:func:`check_links`).
     """
     path = Path(path)
     if path.is_file() and path.name == LATEST_FILE:
         path = path.parent
     if is_checkpoint_folder(path):
+        check_links(path)
         return path
     for root in (path, path / CHECKPOINTS_DIR):
         latest = root / LATEST_FILE
         if latest.is_file():
-            name = latest.read_text(encoding="utf-8").strip()
-            target = root / name
-            if not CHECKPOINT_NAME.match(name) or not is_checkpoint_folder(target):
-                raise FileNotFoundError(f"{latest} names {name!r}, which is not a complete checkpoint folder in {root}")
+            target = _read_latest(latest, root)
+            check_links(target)
             return target
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")

@@ -14,7 +14,8 @@ from torch import nn
 
 from ..devices import DeviceLike, select_device
 from ..models.hub import download_file, is_repo_id
-from ..models.hub_mixin import read_config
+from ..models.integrity import should_verify, warn_unverified
+from ..models.hub_mixin import missing_local_path, no_local_note, read_config
 from ..models.onnx_generator import OnnxGenerator
 from ..models.registry import load_model_folder
 from ..models.state_dict import read_state_dict
@@ -29,21 +30,23 @@ _WEIGHTS_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".ckpt", ".onnx")
 _BARE_WEIGHTS = (constants.SAFETENSORS_SINGLE_FILE, constants.PYTORCH_WEIGHTS_NAME)
 
 
-def _checkpoint_generator(path: Path) -> nn.Module:
+def _checkpoint_generator(path: Path, verify: bool | None) -> nn.Module:
     """The generator of a training checkpoint (or of the latest checkpoint of a run folder)."""
     folder = resolve_checkpoint(path)
     if (folder / LEGACY_META_FILE).is_file():
+        if should_verify(verify):
+            warn_unverified(str(folder))
         return legacy_model(folder, "generator")
-    return load_model_folder(folder / GENERATOR_DIR)
+    return load_model_folder(folder / GENERATOR_DIR, verify=verify)
 
 
-def _load_local(path: Path) -> nn.Module:
+def _load_local(path: Path, verify: bool | None) -> nn.Module:
     if is_training_checkpoint(path):
-        return _checkpoint_generator(path)
+        return _checkpoint_generator(path, verify)
     if path.is_dir():
         config_path = path / constants.CONFIG_NAME
         if config_path.is_file() and "architecture" in read_config(config_path):
-            return load_model_folder(path)
+            return load_model_folder(path, verify=verify)
         for name in (*_BARE_WEIGHTS, "latest_net_G.pth"):  # no config of ours: a bare weights file, as for repos
             if (path / name).is_file():
                 return generator_from_state_dict(read_state_dict(path / name), str(path / name))
@@ -54,7 +57,7 @@ def _load_local(path: Path) -> nn.Module:
     return generator_from_state_dict(read_state_dict(path), str(path))
 
 
-def _load_repo(repo_id: str, revision: str | None) -> nn.Module:
+def _load_repo(repo_id: str, revision: str | None, verify: bool | None) -> nn.Module:
     errors: list[str] = []
     try:
         config_path = download_file(repo_id, constants.CONFIG_NAME, revision)
@@ -62,7 +65,7 @@ def _load_repo(repo_id: str, revision: str | None) -> nn.Module:
         errors.append(str(error))
     else:
         if "architecture" in read_config(config_path, f"{repo_id}/{constants.CONFIG_NAME}"):
-            return load_model_folder(repo_id, revision)
+            return load_model_folder(repo_id, revision, verify=verify)
     for name in _BARE_WEIGHTS:  # no config.json of ours: a bare weights file in one of the known layouts
         try:
             weights = download_file(repo_id, name, revision)
@@ -77,6 +80,7 @@ def load_pretrained(
     name_or_repo_or_path: str | os.PathLike[str],
     revision: str | None = None,
     device: DeviceLike = "auto",
+    verify: bool | None = None,
 ) -> nn.Module:
     """Load a generator, in eval mode, from any of:
 
@@ -94,7 +98,14 @@ def load_pretrained(
 
     The returned module carries ``.task`` (:class:`~pix2pix_lib.TaskMetadata`) when known. Nothing
     a file names is imported or called: architectures come from
-    :data:`pix2pix_lib.models.MODEL_CLASSES` and their arguments are checked first.
+    :data:`pix2pix_lib.models.MODEL_CLASSES` and their arguments are checked (and bounded) first.
+
+    ``verify`` (default: True, unless inside :func:`~pix2pix_lib.models.integrity.skip_verification`):
+    check the files of a saved folder, Hub repo or checkpoint against its ``checksums.json`` before
+    using them; ``verify=False`` skips it. Folders saved before checksums existed load with an
+    :class:`~pix2pix_lib.models.integrity.UnverifiedFilesWarning`. A name that looks like a local path
+    (``./x``, ``runs/x`` next to a ``runs`` folder, ``a/b/c``, ``x.pth``) and does not exist is a
+    :class:`FileNotFoundError` at once, never a Hub download.
 
     Raises:
         ValueError: ``name_or_repo_or_path`` is none of the above (the message lists the known names).
@@ -116,15 +127,21 @@ def load_pretrained(
     elif path.is_file() and path.suffix.lower() == ".onnx":  # written by pix2pix_lib.export; runs in onnxruntime
         model = OnnxGenerator(path)
     elif path.exists():
-        model = _load_local(path)
-    elif (
-        path.suffix.lower() in _WEIGHTS_SUFFIXES
-        or text.startswith((".", "/", "~"))
-        or not (is_repo_id(text) or os.sep not in text)
+        model = _load_local(path, verify)
+    elif (problem := missing_local_path(text)) is not None:
+        raise FileNotFoundError(problem)
+    elif path.suffix.lower() in _WEIGHTS_SUFFIXES or text.startswith((".", "/", "~")) or not (
+        is_repo_id(text) or os.sep not in text
     ):
-        raise FileNotFoundError(f"weights file or folder not found: {text}")
+        raise FileNotFoundError(f"no such file or folder: {text}")
     elif is_repo_id(text):
-        model = _load_repo(text, revision)
+        try:
+            model = _load_repo(text, revision, verify)
+        except FileNotFoundError as error:
+            note = no_local_note(text)
+            if note in str(error):
+                raise
+            raise FileNotFoundError(f"{error}; {note}") from error
     else:
         raise ValueError(
             f"unknown model {text!r}: not a pretrained name (known: {', '.join(list_pretrained())}), "

@@ -21,7 +21,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from torch import nn
 
 from ..atomic_io import write_text_atomically
 from ..models.hub_mixin import PretrainedMixin, read_config
+from ..models.integrity import Manifest, read_manifest, should_verify, warn_unverified, write_manifest
 from ..models.registry import build_from_config
 from ..models.state_dict import CheckpointError, load_state_dict_strict, read_state_dict, save_state_dict
 from ..models.task import TaskMetadata
@@ -81,6 +82,7 @@ def _save_model(module: nn.Module, folder: Path, task: TaskMetadata | None) -> N
         "task": task.to_dict() if task is not None else None,
     }
     (folder / constants.CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    write_manifest(folder, [constants.SAFETENSORS_SINGLE_FILE, constants.CONFIG_NAME])
 
 
 #: ``name -> (module, task)``: the networks of a checkpoint, each saved as the ``save_pretrained`` folder
@@ -127,16 +129,36 @@ def fill_checkpoint(folder: Path, models: CheckpointModels, trainer_state: dict[
     torch.save(trainer_state, folder / TRAINER_STATE_FILE)
     meta = {"format": CHECKPOINT_FORMAT, **meta, "models": list(models)}
     (folder / TRAINER_META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_manifest(folder, [TRAINER_STATE_FILE, TRAINER_META_FILE])  # each network folder has its own
     _fsync_tree(folder)
 
 
 @dataclass
 class Checkpoint:
-    """A checkpoint folder read back: its config, counters and metadata; models and state load on demand."""
+    """A checkpoint folder read back: its config, counters and metadata; models and state load on demand
+    (with ``verify``, each file checked against its folder's ``checksums.json`` first)."""
 
     directory: Path
     config: TrainConfig
     meta: dict[str, Any]
+    verify: bool = True
+    _manifests: dict[Path, Manifest] = field(default_factory=dict, repr=False, compare=False)
+
+    def _manifest(self, folder: Path) -> Manifest:
+        """The checksums of ``folder`` (the checkpoint or one of its network folders), read once."""
+        if folder not in self._manifests:
+            top = self._manifests.get(self.directory)
+            # a checkpoint without checksums was noted once already: not again for each network folder
+            warn = folder == self.directory or top is None or top.files is not None
+            self._manifests[folder] = read_manifest(folder, self.verify, warn=warn)
+        return self._manifests[folder]
+
+    def _verified(self, path: Path) -> Path:
+        """``path`` after checking it against its folder's checksums (not for format 1, unverified or missing files:
+        a missing one is reported by its reader)."""
+        if self.format != 1 and path.is_file():
+            self._manifest(path.parent).verify(path.name, path)
+        return path
 
     @property
     def format(self) -> int:
@@ -165,13 +187,14 @@ class Checkpoint:
         path); :meth:`load_weights` fills it."""
         if self.format == 1:
             return legacy_model(self.directory, role, weights=False)
-        config_path = self.model_folder(role) / constants.CONFIG_NAME
+        config_path = self._verified(self.model_folder(role) / constants.CONFIG_NAME)
         return build_from_config(read_config(config_path), str(config_path))
 
     def load_weights(self, module: nn.Module, role: str) -> None:
         """Copy the saved ``role`` weights into ``module``; :class:`CheckpointError` naming the file on any mismatch."""
         folder = self.model_folder(role)
         path = self.directory / f"{role}.safetensors" if self.format == 1 else folder / constants.SAFETENSORS_SINGLE_FILE
+        self._verified(path)
         load_state_dict_strict(module, read_state_dict(path), str(path))
 
     @property
@@ -179,7 +202,7 @@ class Checkpoint:
         """The generator's task metadata (None for format-1 checkpoints, which did not record it)."""
         if self.format == 1:
             return None
-        config_path = self.directory / GENERATOR_DIR / constants.CONFIG_NAME
+        config_path = self._verified(self.directory / GENERATOR_DIR / constants.CONFIG_NAME)
         try:
             return TaskMetadata.from_dict(read_config(config_path).get("task"), str(config_path))
         except ValueError as error:
@@ -188,6 +211,7 @@ class Checkpoint:
     def trainer_state(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         """Optimizer/scheduler/scaler/RNG states and subclass state, read with ``weights_only=True``."""
         path = self.directory / (TRAINER_STATE_FILE if self.format != 1 else "training_state.pt")
+        self._verified(path)
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)
         except FileNotFoundError:
@@ -199,19 +223,28 @@ class Checkpoint:
         return state
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+def read_checkpoint(path: str | os.PathLike[str], verify: bool | None = None) -> Checkpoint:
     """Read the config and counters of the checkpoint at ``path`` (a checkpoint, checkpoints or run folder,
-    or ``latest``); checkpoints of 0.1.0.dev0 are read too."""
+    or ``latest``); checkpoints of 0.1.0.dev0 are read too.
+
+    ``verify`` (default: True unless in :func:`~pix2pix_lib.models.integrity.skip_verification`): check each
+    file against its folder's ``checksums.json``; a checkpoint without one loads with one warning line.
+    """
     directory = resolve_checkpoint(path)
+    verify = should_verify(verify)
     if (directory / LEGACY_META_FILE).is_file() and not (directory / TRAINER_META_FILE).is_file():
+        if verify:
+            warn_unverified(str(directory))
         meta = read_legacy_meta(directory)
         raw = read_config(directory / "config.json")
         try:  # 0.1.0.dev0 trained on every pair: keep it so on resume (no validation hold-out)
             config = TrainConfig.from_dict({"val_fraction": 0.0, **raw}, str(directory / "config.json"))
         except (TypeError, ValueError) as error:
             raise CheckpointError(str(error)) from error
-        return Checkpoint(directory, config, meta)
+        return Checkpoint(directory, config, meta, verify=verify)
     meta_path = directory / TRAINER_META_FILE
+    checkpoint_files = read_manifest(directory, verify)
+    checkpoint_files.verify(TRAINER_META_FILE, meta_path)
     meta = read_config(meta_path)
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{meta_path}: checkpoint format {meta.get('format')!r}, this version reads {CHECKPOINT_FORMAT} and 1")
@@ -220,7 +253,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         Checkpoint(directory, config, meta).counters  # noqa: B018 - checks the counters are there
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{meta_path}: {error}") from error
-    return Checkpoint(directory, config, meta)
+    return Checkpoint(directory, config, meta, verify=verify, _manifests={directory: checkpoint_files})
 
 
 # --- a run's checkpoints folder ----------------------------------------------------------------------

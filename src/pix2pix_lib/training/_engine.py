@@ -536,12 +536,13 @@ class Engine:
             self._last_saved_step = self.global_step
         return directory
 
-    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
+    def load_checkpoint(self, path: str | os.PathLike[str], verify: bool | None = None) -> None:
         """Restore weights, task, optimizer/scheduler/scaler/RNG states, counters and the data split from a
-        checkpoint (or a run folder's latest), then call the recipe's ``on_load_checkpoint``. The config is kept."""
+        checkpoint (or a run folder's latest), then call the recipe's ``on_load_checkpoint``. The config is kept.
+        ``verify=False`` skips the files' SHA-256 check (see docs/security.md)."""
         self.setup()
         recipe = self._recipe()
-        checkpoint = read_checkpoint(path)
+        checkpoint = read_checkpoint(path, verify=verify)
         models = recipe.checkpoint_models()
         saved = list(checkpoint.meta.get("models", ["generator", "discriminator"]))
         for role, (module, _) in models.items():  # with EMA: generator/ is the average, generator_raw/ the trained weights

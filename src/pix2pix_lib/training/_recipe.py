@@ -333,9 +333,9 @@ class GANRecipe:
         """Save everything needed to resume, atomically (see :meth:`Engine.save_checkpoint`)."""
         return self.engine.save_checkpoint(path)
 
-    def load_checkpoint(self, path: str | os.PathLike[str]) -> None:
+    def load_checkpoint(self, path: str | os.PathLike[str], verify: bool | None = None) -> None:
         """Restore a checkpoint into this recipe and its engine (see :meth:`Engine.load_checkpoint`)."""
-        self.engine.load_checkpoint(path)
+        self.engine.load_checkpoint(path, verify=verify)
 
     @torch.no_grad()
     def generate(self, inputs: Tensor, generator: nn.Module | None = None) -> Tensor:
@@ -360,6 +360,7 @@ class GANRecipe:
         path: str | os.PathLike[str],
         device: DeviceLike = "auto",
         overrides: Mapping[str, Any] | None = None,
+        verify: bool | None = None,
         **kwargs: Any,
     ) -> RecipeT:
         """A trainer restored from a checkpoint, ready to ``fit`` on, writing into the run it came from.
@@ -369,9 +370,10 @@ class GANRecipe:
         checkpoint is never a write target by itself. ``overrides`` changes options (``{"max_steps": 1000}``,
         or ``{"out_dir": ...}`` to continue elsewhere). The library's networks are rebuilt by architecture
         name from the checkpoint's config files (never by importing anything a file names); pass other
-        architectures, and the constructor's other arguments, as keyword arguments by name.
+        architectures, and the constructor's other arguments, as keyword arguments by name. ``verify=False``
+        skips the files' SHA-256 check.
         """
-        checkpoint = read_checkpoint(path)
+        checkpoint = read_checkpoint(path, verify=verify)
         run_dir = _run_folder(checkpoint.directory)
         config = checkpoint.config.replace(**{"out_dir": str(run_dir), **dict(overrides or {})})
         for name in cls.network_names():
@@ -380,7 +382,7 @@ class GANRecipe:
         if "networks" in inspect.signature(cls).parameters:  # GANRecipe's own constructor: one mapping
             kwargs["networks"] = {name: kwargs.pop(name) for name in cls.network_names()}
         trainer = cls(config=config, device=device, **kwargs)
-        trainer.load_checkpoint(checkpoint.directory)
+        trainer.load_checkpoint(checkpoint.directory, verify=verify)
         return trainer
 
 

@@ -21,9 +21,9 @@ import pytest
 
 from pix2pix_lib.data import DatasetDownloadError, PairedImageDataset
 from pix2pix_lib.data import download as download_module
-from pix2pix_lib.data.archive import UnsafeArchiveError, member_path
+from pix2pix_lib.data._archive import UnsafeArchiveError, member_path
 from pix2pix_lib.data.download import InsecureDownloadWarning
-from pix2pix_lib.data.fetch import _RedirectHandler
+from pix2pix_lib.data._fetch import _RedirectHandler
 from .archive_server import build_archive, download, leftovers
 
 pytestmark = pytest.mark.filterwarnings("ignore::pix2pix_lib.data.download.UnverifiedDownloadWarning")

@@ -18,7 +18,7 @@ import torch
 from pix2pix_lib import load_pretrained
 from pix2pix_lib.data import SyntheticPairs
 from pix2pix_lib.training import CheckpointManager, Pix2PixTrainer, RunLockedError, read_checkpoint
-from pix2pix_lib.training.run_lock import RunLock
+from pix2pix_lib.training._run_lock import RunLock
 
 from .helpers import batch_of, tiny_trainer
 

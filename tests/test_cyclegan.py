@@ -11,7 +11,7 @@ from torch.utils.data import default_collate
 from pix2pix_lib import PatchDiscriminator, UNetGenerator, load_pretrained, translate
 from pix2pix_lib.data import SyntheticPairs, UnpairedImageDataset
 from pix2pix_lib.models import CheckpointError
-from pix2pix_lib.training.data_loading import task_from_dataset
+from pix2pix_lib.training._data_loading import task_from_dataset
 from pix2pix_lib.training import CycleGANTrainer, cyclegan_config, ImagePool, Pix2PixTrainer, read_checkpoint, seed_everything
 
 from .helpers import write_unpaired_folder

@@ -95,7 +95,7 @@ def test_bad_files_and_layouts_are_named(tmp_path) -> None:
 def test_the_loop_reaches_set_epoch_through_the_validation_hold_out() -> None:
     from torch.utils.data import Subset
 
-    from pix2pix_lib.training.data_loading import unwrap_dataset as _unwrap
+    from pix2pix_lib.training._data_loading import unwrap_dataset as _unwrap
 
     class WithEpoch(list):
         def set_epoch(self, epoch: int) -> None:
@@ -107,7 +107,7 @@ def test_the_loop_reaches_set_epoch_through_the_validation_hold_out() -> None:
 
 def test_held_out_unpaired_items_are_deterministic_and_not_aligned(tmp_path) -> None:
     from pix2pix_lib.data import UnpairedImageDataset
-    from pix2pix_lib.training.data_loading import hold_out, unwrap_dataset
+    from pix2pix_lib.training._data_loading import hold_out, unwrap_dataset
 
     dataset = UnpairedImageDataset(write_unpaired_folder(tmp_path / "data", count_a=20, count_b=20, size=32),
                                    load_size=32, crop_size=32)  # fmt: skip

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from pix2pix_lib import UNetGenerator
 from pix2pix_lib.data import PairedImageDataset, SyntheticPairs
 from pix2pix_lib.training import Engine, GANRecipe, Pix2PixTrainer, RunExistsError, TrainConfig, read_checkpoint
-from pix2pix_lib.training.losses import l1_loss
+from pix2pix_lib.training._losses import l1_loss
 
 from .helpers import QUIET, tiny_trainer
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from pix2pix_lib.cli import build_parser
 from pix2pix_lib.models import MultiScaleDiscriminator, PatchDiscriminator
 from pix2pix_lib.training import GANLoss, TrainConfig
-from pix2pix_lib.training.losses import feature_matching_loss
+from pix2pix_lib.training._losses import feature_matching_loss
 
 
 # --- GANLoss on a list of scales ----------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from torch import nn
 from pix2pix_lib import load_pretrained, translate
 from pix2pix_lib.data import SyntheticPairs
 from pix2pix_lib.norm_modes import inference_norm
-from pix2pix_lib.training.data_loading import hold_out
-from pix2pix_lib.training.validation import choose_norm_mode
+from pix2pix_lib.training._data_loading import hold_out
+from pix2pix_lib.training._validation import choose_norm_mode
 
 from .helpers import tiny_trainer
 

@@ -336,8 +336,8 @@ def test_validation_batch_size_changes_only_speed(tmp_path) -> None:
 
 
 def test_validation_shards_cover_every_image_once_across_ranks(tmp_path) -> None:
-    from pix2pix_lib.training.data_loading import eval_dataloader
-    from pix2pix_lib.training.distributed import DistributedContext
+    from pix2pix_lib.training._data_loading import eval_dataloader
+    from pix2pix_lib.training._distributed import DistributedContext
 
     trainer = tiny_trainer(tmp_path, val_batch_size=2)
     dataset = SyntheticPairs(length=5, size=32)

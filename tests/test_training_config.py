@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from pix2pix_lib.training import GANLoss, TrainConfig
-from pix2pix_lib.training.losses import l1_loss
+from pix2pix_lib.training._losses import l1_loss
 
 
 def test_defaults_are_the_papers() -> None:

@@ -13,9 +13,9 @@ from pix2pix_lib import PatchDiscriminator, UNetGenerator, load_pretrained
 from pix2pix_lib.data import SyntheticPairs
 from pix2pix_lib.models.state_dict import read_state_dict
 from pix2pix_lib.training import Pix2PixTrainer, TrainConfig, read_checkpoint, seed_everything
-from pix2pix_lib.training.ema import GeneratorEMA
-from pix2pix_lib.training.regularizers import r1_gradient_penalty
-from pix2pix_lib.training.validation import candidate_norm_modes
+from pix2pix_lib.training._ema import GeneratorEMA
+from pix2pix_lib.training._regularizers import r1_gradient_penalty
+from pix2pix_lib.training._validation import candidate_norm_modes
 
 QUIET = {"progress_bar": False, "tensorboard": False}
 

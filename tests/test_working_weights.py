@@ -9,7 +9,7 @@ from torch import nn
 from pix2pix_lib import PatchDiscriminator, UNetGenerator
 from pix2pix_lib.data import SyntheticPairs
 from pix2pix_lib.training import Pix2PixTrainer, TrainConfig, seed_everything
-from pix2pix_lib.training.working_weights import WorkingWeights, resolve_weight_copies, working_copy_names
+from pix2pix_lib.training._working_weights import WorkingWeights, resolve_weight_copies, working_copy_names
 
 from .helpers import QUIET, assert_identical, batch_of, weights
 

@@ -2,7 +2,7 @@
 
 Every file pix2pix_lib writes whole (weights, configs, reports, images, sample grids) goes through
 here, so a crash or Ctrl-C half-way leaves the previous file untouched, never a truncated one.
-Checkpoint folders are assembled and renamed into place as a whole (:mod:`pix2pix_lib.training.checkpoint`);
+Checkpoint folders are assembled and renamed into place as a whole (:mod:`pix2pix_lib.training._checkpoint`);
 the JSON-lines logs are appended to, line by line, and a line cut short by a crash is skipped on reading.
 """
 

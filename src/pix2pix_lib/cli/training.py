@@ -10,7 +10,7 @@ from typing import Any
 
 from ..devices import PRECISIONS
 from ..models.task import DIRECTIONS
-from ..training.config import GAN_MODES, LR_SCALINGS
+from ..training._config import GAN_MODES, LR_SCALINGS
 from ._options import (
     add_threads, choice, option_words, fraction, non_negative_float, non_negative_int, open_fraction, paired_dataset,
     positive_float, positive_int,

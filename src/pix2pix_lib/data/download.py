@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .archive import ArchiveLimitError, UnsafeArchiveError, extract_tar_gz
-from .fetch import (
+from ._archive import ArchiveLimitError, UnsafeArchiveError, extract_tar_gz
+from ._fetch import (
     DatasetDownloadError,
     InsecureDownloadWarning,
     Transfer,

@@ -8,15 +8,15 @@ See ``docs/training.md`` for the guide and the table of options, ``docs/cyclegan
 from ._engine import Engine, RunExistsError
 from ._loss_log import NonFiniteLossError
 from ._recipe import GANRecipe
-from .checkpoint import CheckpointManager, read_checkpoint
-from .config import TrainConfig
-from .cyclegan import CycleGANTrainer, ImagePool, cyclegan_config
-from .distributed import shutdown_distributed
-from .losses import GANLoss, feature_matching_loss
-from .rng import seed_everything
-from .run_lock import RunLockedError
-from .signals import TrainingInterrupted
-from .trainer import Pix2PixTrainer
+from ._checkpoint import CheckpointManager, read_checkpoint
+from ._config import TrainConfig
+from ._cyclegan import CycleGANTrainer, ImagePool, cyclegan_config
+from ._distributed import shutdown_distributed
+from ._losses import GANLoss, feature_matching_loss
+from ._rng import seed_everything
+from ._run_lock import RunLockedError
+from ._signals import TrainingInterrupted
+from ._trainer import Pix2PixTrainer
 
 __all__ = [
     "CheckpointManager",

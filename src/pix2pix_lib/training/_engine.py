@@ -36,22 +36,22 @@ from ..devices import DeviceLike, autocast, resolve_precision, select_device
 from ..models.state_dict import CheckpointError
 from ..models.task import TaskMetadata
 from ..norm_modes import NormMode, inference_norm, resolve_norm_mode
-from .checkpoint import CheckpointManager, check_trainer_state, fill_checkpoint, read_checkpoint, write_checkpoint
-from .config import TrainConfig
-from .data_loading import (
+from ._checkpoint import CheckpointManager, check_trainer_state, fill_checkpoint, read_checkpoint, write_checkpoint
+from ._config import TrainConfig
+from ._data_loading import (
     check_training_files, eval_dataloader, first_items, split_for_validation, task_from_dataset, train_dataloader,
     unwrap_dataset,
 )
-from .distributed import all_reduce_sum, barrier, convert_sync_batchnorm, init_distributed, wrap_data_parallel
-from .ema import weights_source
-from .loggers import JsonlLogger, MetricLogger, TensorBoardLogger, tensorboard_available
+from ._distributed import all_reduce_sum, barrier, convert_sync_batchnorm, init_distributed, wrap_data_parallel
+from ._ema import weights_source
+from ._loggers import JsonlLogger, MetricLogger, TensorBoardLogger, tensorboard_available
 from ._loss_log import LossLog, NonFiniteLossError
-from .rng import capture_rng_state, mix_seed, restore_rng_state, seed_everything
-from .run_lock import RunLock, RunLockedError
-from .samples import write_grid
-from .signals import StopRequest, TrainingInterrupted, deferred_signals, stop_signals
-from .validation import candidate_norm_modes, choose_norm_mode, dataset_means, per_mode_metrics
-from .working_weights import WorkingWeights, recast_after_steps, resolve_channels_last, resolve_weight_copies
+from ._rng import capture_rng_state, mix_seed, restore_rng_state, seed_everything
+from ._run_lock import RunLock, RunLockedError
+from ._samples import write_grid
+from ._signals import StopRequest, TrainingInterrupted, deferred_signals, stop_signals
+from ._validation import candidate_norm_modes, choose_norm_mode, dataset_means, per_mode_metrics
+from ._working_weights import WorkingWeights, recast_after_steps, resolve_channels_last, resolve_weight_copies
 
 __all__ = ["Engine", "RunExistsError", "TrainingRecipe"]
 
@@ -179,7 +179,7 @@ class Engine:
 
     def training_model(self, name: str) -> Any:
         """What a step calls for the recipe's network ``name``: its DDP wrapper when distributed, its
-        :class:`~.working_weights.WorkingWeights` with ``weight_copies``, compiled with ``config.compile``.
+        :class:`~._working_weights.WorkingWeights` with ``weight_copies``, compiled with ``config.compile``.
 
         A network whose parameters are all frozen (``requires_grad=False``, e.g. inside
         :meth:`GANRecipe.toggled_optimizer` of another network) is called without its DDP wrapper, so
@@ -250,7 +250,7 @@ class Engine:
 
         The mode with the lowest ``l1`` becomes the task's ``recommended_norm_mode`` (every mode's numbers
         go into ``task.metrics``); its numbers are returned under the plain names, next to
-        ``l1_running``, ``l1_per_image``, ... (see :mod:`.validation`).
+        ``l1_running``, ``l1_per_image``, ... (see :mod:`._validation`).
         """
         recipe = self._recipe()
         networks = recipe.inference_networks()

@@ -39,15 +39,15 @@ from ..models.task import TaskMetadata
 from ..norm_modes import inference_norm, resolve_norm_mode
 from ..pretrained.checkpoint_layout import CHECKPOINTS_DIR
 from ._engine import Engine
-from .checkpoint import read_checkpoint
-from .config import TrainConfig
-from .data_loading import first_items
-from .ema import GeneratorEMA, raw_folder
-from .losses import GANLoss
-from .optim import adam, scaled_lr
-from .regularizers import LazyR1
-from .samples import sample_grid, write_grid
-from .validation import translation_metrics
+from ._checkpoint import read_checkpoint
+from ._config import TrainConfig
+from ._data_loading import first_items
+from ._ema import GeneratorEMA, raw_folder
+from ._losses import GANLoss
+from ._optim import adam, scaled_lr
+from ._regularizers import LazyR1
+from ._samples import sample_grid, write_grid
+from ._validation import translation_metrics
 
 __all__ = ["GANRecipe"]
 

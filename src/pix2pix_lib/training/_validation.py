@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ..metrics import mae, psnr, ssim
 from ..norm_modes import DEFAULT_NORM_MODE, DETERMINISTIC_NORM_MODES, NormMode, inference_norm, resolve_norm_mode
 from ..pixels import PixelRange, to_unit
-from .distributed import all_reduce_sum
+from ._distributed import all_reduce_sum
 
 __all__ = [
     "SELECTION_METRIC", "candidate_norm_modes", "choose_norm_mode", "dataset_means", "per_mode_metrics", "translation_metrics",

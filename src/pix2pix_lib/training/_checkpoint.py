@@ -48,7 +48,7 @@ from ..pretrained.checkpoint_layout import (
     resolve_checkpoint,
 )
 from ..pretrained.legacy import legacy_model, read_legacy_meta
-from .config import TrainConfig
+from ._config import TrainConfig
 
 __all__ = [
     "Checkpoint",

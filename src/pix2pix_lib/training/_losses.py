@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import GAN_MODES
+from ._config import GAN_MODES
 
 __all__ = ["GANLoss", "feature_matching_loss", "l1_loss"]
 

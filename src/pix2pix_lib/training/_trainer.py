@@ -24,8 +24,8 @@ from torch import Tensor, nn
 from ..devices import DeviceLike
 from ..models.task import TaskMetadata
 from ._recipe import Batch, GANRecipe
-from .config import TrainConfig
-from .losses import feature_matching_loss, l1_loss
+from ._config import TrainConfig
+from ._losses import feature_matching_loss, l1_loss
 
 __all__ = ["Pix2PixTrainer"]
 

@@ -41,12 +41,12 @@ from ..models.state_dict import CheckpointError
 from ..models.task import TaskMetadata
 from ..pixels import to_unit
 from ._recipe import Batch, GANRecipe
-from .config import TrainConfig
-from .data_loading import unwrap_dataset
-from .losses import feature_matching_loss, l1_loss
-from .rng import mix_seed
-from .samples import sample_grid
-from .validation import translation_metrics
+from ._config import TrainConfig
+from ._data_loading import unwrap_dataset
+from ._losses import feature_matching_loss, l1_loss
+from ._rng import mix_seed
+from ._samples import sample_grid
+from ._validation import translation_metrics
 
 __all__ = ["CycleGANTrainer", "ImagePool", "cyclegan_config"]
 
@@ -116,7 +116,7 @@ class CycleGANTrainer(GANRecipe):
         discriminator: D_B, scoring domain-B images (``in_channels`` = B's channels, not a pair).
         config: the options; default :func:`cyclegan_config` (LSGAN). Pass ``cyclegan_config(...)`` to
             change options and keep the LSGAN loss.
-        device, task: as for :class:`~.trainer.Pix2PixTrainer` (``task`` is G_AB's; G_BA's is the swap).
+        device, task: as for :class:`~._trainer.Pix2PixTrainer` (``task`` is G_AB's; G_BA's is the swap).
         generator_ba: G_BA, mapping domain B to domain A.
         discriminator_a: D_A, scoring domain-A images.
         lambda_cycle: weight of each cycle-consistency L1 term (the reference's lambda_A = lambda_B).

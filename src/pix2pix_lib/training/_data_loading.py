@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from ..models.task import TaskMetadata
 from ..pixels import DEFAULT_PIXEL_RANGE
-from .config import TrainConfig
-from .distributed import DistributedContext, EpochSampler
+from ._config import TrainConfig
+from ._distributed import DistributedContext, EpochSampler
 
 __all__ = [
     "check_training_files", "eval_dataloader", "first_items", "hold_out", "split_for_validation", "task_from_dataset",

@@ -51,7 +51,7 @@ class TrainConfig:
     """Weight of the L1 term in the generator loss."""
     lambda_feat: float = 0.0
     """Weight of pix2pixHD's discriminator feature-matching term in the generator loss
-    (:func:`~pix2pix_lib.training.losses.feature_matching_loss`); 0: off (the paper)."""
+    (:func:`~pix2pix_lib.training._losses.feature_matching_loss`); 0: off (the paper)."""
     gan_mode: GanMode = "vanilla"
     """``"vanilla"`` (BCE with logits, the paper), ``"lsgan"`` (least squares) or ``"hinge"``."""
     lr_scaling: LrScaling = "none"
@@ -76,7 +76,7 @@ class TrainConfig:
     NCHW with fused Adam measured faster)."""
     weight_copies: bool | Literal["auto"] = "auto"
     """Train bf16 through working copies of the convolution weights (bf16, channels-last) that are re-cast
-    once per optimizer step, with the fp32 weights as masters (see :mod:`.working_weights`); ``"auto"``:
+    once per optimizer step, with the fp32 weights as masters (see :mod:`._working_weights`); ``"auto"``:
     on for bf16 on a CPU with AMX in a single process without ``compile``, where it measured fastest (docs/performance.md)."""
     compile: bool = False
     """Wrap the generator and the discriminator in :func:`torch.compile`."""

@@ -119,3 +119,21 @@ class TinyFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         assert images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1
         return self.conv(images).mean(dim=(2, 3))
+
+
+class TinyGenerator(nn.Module):
+    def __init__(self, width) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 3, 3, padding=1), nn.Tanh())
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class TinyDiscriminator(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Conv2d(6, 1, 4, stride=2, padding=1)
+
+    def forward(self, pair):
+        return self.body(pair)

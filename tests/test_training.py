@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
 from pix2pix_lib import PatchDiscriminator, UNetGenerator
 from pix2pix_lib.data import SyntheticPairs
@@ -21,7 +20,7 @@ from pix2pix_lib.training import (
     seed_everything,
 )
 
-from .helpers import QUIET, assert_identical, batch_of, tiny_trainer, weights
+from .helpers import QUIET, TinyDiscriminator, TinyGenerator, assert_identical, batch_of, tiny_trainer, weights
 
 
 # --- the step -----------------------------------------------------------------------------------------
@@ -243,24 +242,6 @@ def test_max_seconds_stops_training(tmp_path) -> None:
 
 
 # --- any module pair ----------------------------------------------------------------------------------
-class TinyGenerator(nn.Module):
-    def __init__(self, width) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, 3, 3, padding=1), nn.Tanh())
-
-    def forward(self, x):
-        return self.body(x)
-
-
-class TinyDiscriminator(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Conv2d(6, 1, 4, stride=2, padding=1)
-
-    def forward(self, pair):
-        return self.body(pair)
-
-
 def test_custom_modules_train_and_resume(tmp_path) -> None:
     config = TrainConfig(out_dir=str(tmp_path / "run"), precision="fp32", max_steps=2, sample_every=0, **QUIET)
     trainer = Pix2PixTrainer(TinyGenerator(4), TinyDiscriminator(), config, device="cpu")

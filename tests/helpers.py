@@ -137,3 +137,39 @@ class TinyDiscriminator(nn.Module):
 
     def forward(self, pair):
         return self.body(pair)
+
+
+# --- small saved models and runs (the security and file-integrity tests) ---------------------------------
+def tiny_generator() -> UNetGenerator:
+    seed_everything(0)
+    return UNetGenerator(num_downs=3, base_channels=4)
+
+
+def tiny_discriminator() -> PatchDiscriminator:
+    return PatchDiscriminator(in_channels=6, base_channels=4, n_layers=1)
+
+
+def saved_folder(folder: Path) -> Path:
+    tiny_generator().save_pretrained(folder)
+    return folder
+
+
+def training_run(run: Path) -> Path:
+    """A real run folder with one checkpoint (``checkpoints/latest`` -> ``step-00000000``)."""
+    config = TrainConfig(out_dir=str(run), precision="fp32", **QUIET)
+    trainer = Pix2PixTrainer(tiny_generator(), tiny_discriminator(), config, device="cpu")
+    trainer.save_checkpoint()
+    return run
+
+
+def checkpoint_folder(run: Path) -> Path:
+    (folder,) = sorted((run / "checkpoints").glob("step-*"))
+    return folder
+
+
+def aligned_folder(folder: Path, count: int = 2, size: int = 32) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        Image.fromarray(rng.integers(0, 256, size=(size, 2 * size, 3), dtype=np.uint8)).save(folder / f"{index}.png")
+    return folder

@@ -77,7 +77,7 @@ def test_cyclegan_defines_six_methods_and_reads_no_private_base_attribute() -> N
     import ast
     import inspect
 
-    from pix2pix_lib.training import cyclegan
+    from pix2pix_lib.training import _cyclegan as cyclegan
 
     tree = ast.parse(inspect.getsource(cyclegan))
     cls = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "CycleGANTrainer")

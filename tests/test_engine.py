@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from pix2pix_lib import UNetGenerator
 from pix2pix_lib.data import PairedImageDataset, SyntheticPairs
+from pix2pix_lib.models import CheckpointError
 from pix2pix_lib.training import Engine, GANRecipe, Pix2PixTrainer, RunExistsError, TrainConfig, read_checkpoint
 from pix2pix_lib.training._losses import l1_loss
 
@@ -78,7 +79,10 @@ def test_resuming_a_copied_run_writes_into_the_copy_only(tmp_path) -> None:
     meta["train_config"]["out_dir"] = str(tmp_path / "somewhere")  # a hostile or stale recorded out_dir
     meta_path.write_text(json.dumps(meta))
     original = {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
-    resumed = Pix2PixTrainer.from_checkpoint(copy, device="cpu", overrides={"max_steps": 4})
+    with pytest.raises(CheckpointError, match="trainer.json"):  # the edit is caught by the checksums ...
+        Pix2PixTrainer.from_checkpoint(copy, device="cpu")
+    # ... and with the check skipped (or the checksums forged), the recorded out_dir is still not a target
+    resumed = Pix2PixTrainer.from_checkpoint(copy, device="cpu", overrides={"max_steps": 4}, verify=False)
     assert resumed.engine.run_dir == copy
     resumed.fit(SyntheticPairs(length=2, size=32))
     assert read_checkpoint(copy).counters["global_step"] == 4

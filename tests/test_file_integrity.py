@@ -38,7 +38,7 @@ from pix2pix_lib.pretrained import load_pretrained
 from pix2pix_lib.training import Pix2PixTrainer, read_checkpoint
 
 from .fake_hub import FakeHub, isolate_hub
-from .test_security import aligned_folder, checkpoint_folder, saved_folder, tiny_generator, training_run
+from .helpers import aligned_folder, checkpoint_folder, saved_folder, tiny_generator, training_run
 
 
 @pytest.fixture(autouse=True)

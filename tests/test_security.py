@@ -23,15 +23,16 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from pix2pix_lib import PatchDiscriminator, UNetGenerator
+from pix2pix_lib import UNetGenerator
 from pix2pix_lib.cli import main
 from pix2pix_lib.inference import translate
 from pix2pix_lib.models import MODEL_CLASSES, CheckpointError
 from pix2pix_lib.models.integrity import MANIFEST_FILE, write_manifest
 from pix2pix_lib.pretrained import load_pretrained
-from pix2pix_lib.training import Pix2PixTrainer, TrainConfig, seed_everything
+from pix2pix_lib.training import Pix2PixTrainer, TrainConfig
 
 from .fake_hub import isolate_hub
+from .helpers import aligned_folder, checkpoint_folder, saved_folder, tiny_discriminator, tiny_generator, training_run
 
 MARKER = "PWNED"
 COMMAND = f"touch {MARKER}"
@@ -95,18 +96,6 @@ def test_the_watcher_sees_what_it_should(calls, tmp_path) -> None:
 
 
 # --- crafted inputs -----------------------------------------------------------------------------------
-def tiny_generator() -> UNetGenerator:
-    seed_everything(0)
-    return UNetGenerator(num_downs=3, base_channels=4)
-
-
-def tiny_discriminator() -> PatchDiscriminator:
-    return PatchDiscriminator(in_channels=6, base_channels=4, n_layers=1)
-
-
-def saved_folder(folder: Path) -> Path:
-    tiny_generator().save_pretrained(folder)
-    return folder
 
 
 def reseal(folder: Path) -> None:
@@ -124,19 +113,6 @@ def edit_json(path: Path, **changes) -> None:
     reseal(path.parent)
 
 
-def training_run(run: Path) -> Path:
-    """A real run folder with one checkpoint (``checkpoints/latest`` -> ``step-00000000``)."""
-    config = TrainConfig(out_dir=str(run), precision="fp32", **QUIET)
-    trainer = Pix2PixTrainer(tiny_generator(), tiny_discriminator(), config, device="cpu")
-    trainer.save_checkpoint()
-    return run
-
-
-def checkpoint_folder(run: Path) -> Path:
-    (folder,) = sorted((run / "checkpoints").glob("step-*"))
-    return folder
-
-
 def format_one_run(root: Path, generator_class: str, generator_kwargs: dict) -> Path:
     """A 0.1.0.dev0 (format 1) run: checkpoints/latest -> step-00000001/checkpoint.json + weights + config."""
     folder = root / "checkpoints" / "step-00000001"
@@ -145,7 +121,7 @@ def format_one_run(root: Path, generator_class: str, generator_kwargs: dict) -> 
     trainer = Pix2PixTrainer(tiny_generator(), tiny_discriminator(), config, device="cpu")
     save_file(trainer.generator.state_dict(), folder / "generator.safetensors")
     save_file(trainer.discriminator.state_dict(), folder / "discriminator.safetensors")
-    torch.save(trainer.state_dict(), folder / "training_state.pt")
+    torch.save(trainer.engine.state_dict(), folder / "training_state.pt")
     config.to_json(folder / "config.json")
     meta = {
         "format": 1,
@@ -222,14 +198,6 @@ CASES = [
 ]
 GENERATOR_CASES = [name for name in CASES if name != "run-train-config-option"]
 RUN_CASES = ["run-generator-architecture", "run-train-config-option", "format-1-class-path"]
-
-
-def aligned_folder(folder: Path, count: int = 2, size: int = 32) -> Path:
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for index in range(count):
-        Image.fromarray(rng.integers(0, 256, size=(size, 2 * size, 3), dtype=np.uint8)).save(folder / f"{index}.png")
-    return folder
 
 
 def one_error_line(stderr: str, command: str) -> str:

@@ -36,11 +36,13 @@ from .image_io import (
     check_image_header,
     header_size,
     is_image_file,
+    read_bands,
     read_image,
     to_channels,
 )
+from ._bands import check_channels, scaled_pair
 from ..models.task import Direction, check_direction
-from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, check_pixel_range, uint8_to_range
+from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, ValueScaleLike, check_pixel_range, from_unit, uint8_to_range
 from .transforms import PairedTransformConfig, Preprocess, build_paired_transform
 
 __all__ = ["NoImagesError", "PairFiles", "PairedImageDataset", "find_pairs"]
@@ -104,9 +106,19 @@ class PairedImageDataset(Dataset):
             ``"crop"`` or ``"none"`` (native size, for fully-convolutional use).
         vflip: random vertical flip when training.
         rotate_degrees: random rotation in ``[-rotate_degrees, rotate_degrees]`` when training.
-        in_channels: channels of ``"A"`` (1 or 3); images are converted by the rules in
-            :mod:`pix2pix_lib.data.image_io`.
-        out_channels: channels of ``"B"`` (1 or 3).
+        in_channels: channels (bands) of ``"A"``: 1 or 3 convert any 8-bit file by the rules in
+            :mod:`pix2pix_lib.data.image_io`; any other count (4-band RGB+NIR, 13-band Sentinel-2) reads
+            the files' bands as stored (TIFF), and a file with another band count raises naming both.
+        out_channels: channels of ``"B"``.
+        value_scale: how the stored values map to [0, 1] (see :class:`~pix2pix_lib.pixels.ValueScale`):
+            ``"uint8"`` (default; 8-bit files exactly as before), ``"uint16"`` (0..65535), ``"float"``
+            (0..1), a number (0..number, e.g. 10000 for reflectance), ``(low, high)`` or per-band pairs.
+            Anything but ``"uint8"`` decodes 16-bit and float files directly to floats, with no 8-bit step.
+            The trainer records it in the generator's :class:`~pix2pix_lib.TaskMetadata`, and
+            ``translate`` maps outputs back through it.
+        target_value_scale: the scale of ``"B"`` when it differs (default: ``value_scale``).
+        display_bands: bands sample grids and reports show as RGB (3 indices) or gray (1); recorded in
+            the task metadata. Default: the first three, or band 0 as gray.
         value_range: the pixel values of black and white in the items (default ``(-1, 1)``, the
             paper's tanh range); the trainer records it in the generator's
             :class:`~pix2pix_lib.TaskMetadata`.
@@ -135,13 +147,16 @@ class PairedImageDataset(Dataset):
         out_channels: int = 3,
         on_error: OnError = "raise",
         value_range: PixelRange = DEFAULT_PIXEL_RANGE,
+        value_scale: ValueScaleLike = "uint8",
+        target_value_scale: ValueScaleLike = None,
+        display_bands: tuple[int, ...] | None = None,
     ) -> None:
         check_direction(direction)
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error={on_error!r} must be 'raise' or 'skip'")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if value not in (1, 3):
-                raise ValueError(f"{name}={value} must be 1 (grayscale) or 3 (RGB)")
+        self.band_config = check_channels(in_channels, out_channels, value_scale, target_value_scale, display_bands)
+        self.input_scale, self.output_scale = self.band_config.input_scale, self.band_config.output_scale
+        self.display_bands = self.band_config.display_bands
         self.root = Path(root)
         self.split = split
         self.direction: Direction = direction
@@ -195,6 +210,8 @@ class PairedImageDataset(Dataset):
     def load_pair(self, index: int) -> dict[str, torch.Tensor | str]:
         """Item ``index`` without the ``on_error`` fallback (raises :class:`ImageLoadError`)."""
         files = self.pairs[index]
+        if self.band_config.as_stored:
+            return self._load_stored(files)
         left, right = self._read_halves(files)
         source, target = (left, right) if self.direction == "AtoB" else (right, left)
         path = files.a if files.aligned or self.direction == "AtoB" else files.b
@@ -208,6 +225,30 @@ class PairedImageDataset(Dataset):
         b = tv_tensors.Image(to_channels(target, self.out_channels))
         a, b = self.transform(a, b)
         return {"A": uint8_to_range(a, self.value_range), "B": uint8_to_range(b, self.value_range), "path": str(path)}
+
+    def _load_stored(self, files: PairFiles) -> dict[str, torch.Tensor | str]:
+        """The no-8-bit path: bands as stored, scaled to [0, 1] in float, transformed, then to ``value_range``."""
+        if files.aligned:
+            whole = read_bands(files.a)
+            if whole.shape[1] % 2:
+                raise ImageLoadError(files.a, f"aligned A|B image has odd width {whole.shape[1]}; expected two halves")
+            half = whole.shape[1] // 2
+            left, right, names = whole[:, :half], whole[:, half:], (files.a, files.a)
+        else:
+            assert files.b is not None
+            left, right, names = read_bands(files.a), read_bands(files.b), (files.a, files.b)
+            if left.shape[:2] != right.shape[:2]:
+                raise ImageLoadError(files.b, f"size {right.shape[1]}x{right.shape[0]} (WxH) differs from its partner {files.a}")
+        if self.direction == "BtoA":
+            left, right, names = right, left, names[::-1]
+        path = names[0]
+        minimum = self.transform_config.min_native_size
+        if minimum is not None and min(left.shape[:2]) < minimum:
+            raise ValueError(f"{path}: image is {left.shape[1]}x{left.shape[0]} (WxH), smaller than crop_size={minimum}")
+        a, b = scaled_pair(self.band_config, left, right, names)
+        a, b = self.transform(tv_tensors.Image(a), tv_tensors.Image(b))
+        to_range = lambda x: from_unit(x.as_subclass(torch.Tensor).clamp(0, 1), self.value_range)  # noqa: E731
+        return {"A": to_range(a), "B": to_range(b), "path": str(path)}
 
     def evaluation_view(self) -> PairedImageDataset:
         """The same pairs with the deterministic evaluation transforms (``train=False``); shares the file list."""

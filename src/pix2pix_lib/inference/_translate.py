@@ -111,8 +111,10 @@ def translate(
     """Translate one image or a list of images with a pix2pix generator; returns the same kind.
 
     Args:
-        image: a path (returns a PIL image), a PIL image, a numpy ``(H, W, C)`` or ``(H, W)`` array
-            (uint8 0-255 or float 0-1), a tensor ``(C, H, W)`` or ``(N, C, H, W)`` (uint8, or
+        image: a path (returns a PIL image for 8-bit files; a numpy ``(H, W, C)`` / ``(H, W)`` array of
+            the file's dtype for 16-bit and float files, other band counts, and models with a recorded
+            ``task.input_scale``: no 8-bit step), a PIL image, a numpy ``(H, W, C)`` or ``(H, W)`` array
+            (uint8 0-255, float 0-1, or uint16/other integers through the model's value scale, else 0..65535), a tensor ``(C, H, W)`` or ``(N, C, H, W)`` (uint8, or
             float 0-1), or a list of those (returns a list). PIL images are converted to the
             model's mode (e.g. grayscale -> RGB); arrays and tensors must have the right channels.
         model: a pretrained name (``"maps"``, ``"facades"``; see ``list_pretrained()``), a Hub repo
@@ -164,14 +166,16 @@ def translate(
     generator = runner.model
     in_channels = getattr(generator, "in_channels", None)
     out_channels = getattr(generator, "out_channels", None) or in_channels or 3
-    groups = [to_items(value, in_channels, out_channels, f"image {i}" if not single else "image", limit, size)
+    task = getattr(generator, "task", None)
+    scales = (getattr(task, "input_scale", None), getattr(task, "output_scale", None))  # value scales, if recorded
+    groups = [to_items(value, in_channels, out_channels, f"image {i}" if not single else "image", limit, size, scales)
               for i, value in enumerate(inputs)]
     items = [item for group in groups for item in group]
     trained_size = image_size or getattr(getattr(generator, "task", None), "image_size", None) or _FALLBACK_IMAGE_SIZE
     calibrate = [] if calibration is None else calibration if isinstance(calibration, (list, tuple)) else [calibration]
     if calibrate:
         runner.calibrate([i.pixels for c in calibrate
-                          for i in to_items(c, in_channels, out_channels, "calibration image", limit, size)])
+                          for i in to_items(c, in_channels, out_channels, "calibration image", limit, size, scales)])
 
     with runner.session():
         if size == "resize":

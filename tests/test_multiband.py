@@ -141,3 +141,18 @@ def test_translate_16bit_gray_png_returns_16bit(tmp_path):
     eight = np.zeros((16, 16), dtype=np.uint8)
     Image.fromarray(eight).save(tmp_path / "y.png")
     assert isinstance(translate(tmp_path / "y.png", generator, device="cpu", size="native", precision="fp32"), Image.Image)
+
+
+def test_cli_translate_writes_16bit_tiff(tmp_path):
+    from pix2pix_lib.cli import main
+
+    generator = UNetGenerator(in_channels=4, out_channels=4, num_downs=3, base_channels=4)
+    generator.task = TaskMetadata(input_scale="uint16", output_scale="uint16", image_size=16)
+    generator.save_pretrained(tmp_path / "model")
+    (tmp_path / "in").mkdir()
+    write_bands(tmp_path / "in" / "scene.tif", np.full((16, 16, 4), 40000, dtype=np.uint16))
+    code = main(["translate", str(tmp_path / "in" / "scene.tif"), "--model", str(tmp_path / "model"),
+                 "--out", str(tmp_path / "out"), "--size", "native", "--device", "cpu", "--precision", "fp32"])
+    assert code == 0
+    out = read_bands(tmp_path / "out" / "scene.tif")
+    assert out.dtype == np.uint16 and out.shape == (16, 16, 4)

@@ -156,3 +156,55 @@ def test_cli_translate_writes_16bit_tiff(tmp_path):
     assert code == 0
     out = read_bands(tmp_path / "out" / "scene.tif")
     assert out.dtype == np.uint16 and out.shape == (16, 16, 4)
+
+
+# --- Hugging Face datasets ------------------------------------------------------------------------------
+def _hf_table(count: int = 4):
+    datasets = pytest.importorskip("datasets")
+    rng = np.random.default_rng(2)
+    a = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(count)]
+    b = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(count)]
+    return datasets.Dataset.from_dict({"imageA": a, "imageB": b}, features=datasets.Features(
+        {"imageA": datasets.Image(), "imageB": datasets.Image()}))
+
+
+def test_from_hf_matches_the_rules_of_folders(tmp_path):
+    table = _hf_table()
+    data = PairedImageDataset.from_hf(table, a_column="imageA", b_column="imageB", train=False, preprocess="none")
+    assert len(data) == 4
+    item = data[1]
+    expected_a = torch.from_numpy(np.array(table[1]["imageA"])).permute(2, 0, 1).float() / 255 * 2 - 1
+    assert torch.allclose(item["A"], expected_a)
+    swapped = PairedImageDataset.from_hf(table, "imageA", "imageB", direction="BtoA", train=False, preprocess="none")
+    assert torch.equal(swapped[1]["A"], item["B"])
+    with pytest.raises(ValueError, match="'A'.*not found.*imageA"):
+        PairedImageDataset.from_hf(table)
+
+
+def test_from_hf_dataset_dict_split_trains_and_evaluates(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from pix2pix_lib import evaluate
+
+    table = datasets.DatasetDict({"train": _hf_table(4), "test": _hf_table(2)})
+    with pytest.raises(ValueError, match="split='val'.*'train', 'test'"):
+        PairedImageDataset.from_hf(table, "imageA", "imageB", split="val")
+    train = PairedImageDataset.from_hf(table, "imageA", "imageB", load_size=36, crop_size=32)
+    test = PairedImageDataset.from_hf(table, "imageA", "imageB", split="test", train=False, preprocess="none")
+    generator = UNetGenerator(num_downs=5, base_channels=8)
+    config = TrainConfig(out_dir=str(tmp_path / "run"), precision="fp32", progress_bar=False, tensorboard=False,
+                         max_steps=2, epochs=1, epochs_decay=0, val_every=0)
+    Pix2PixTrainer(generator, PatchDiscriminator(base_channels=8), config, device="cpu").fit(train)
+    result = evaluate(generator, test, device="cpu", metrics=["psnr", "ssim"])
+    assert "psnr" in str(result)
+
+
+def test_from_hf_by_id_against_a_local_stand_in(tmp_path, monkeypatch):
+    """The id path (``datasets.load_dataset``) on a local folder of parquet files, offline: a stand-in for a Hub repo."""
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    repo = tmp_path / "stand-in" / "facades"
+    (repo / "data").mkdir(parents=True)
+    _hf_table(3).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
+    data = PairedImageDataset.from_hf(str(repo), "imageA", "imageB", train=False, preprocess="none")
+    assert len(data) == 3 and data[0]["A"].shape == (3, 32, 32)

@@ -40,7 +40,7 @@ from ..pixels import ValueScale
 
 __all__ = [
     "IMAGE_EXTENSIONS", "ImageLoadError", "LayoutWarning", "canonical_image", "header_size", "is_image_file", "read_image",
-    "TIFF_EXTENSIONS", "bands_to_unit", "is_tiff", "probe_bands", "read_bands", "read_scaled", "to_channels", "write_bands",
+    "TIFF_EXTENSIONS", "bands_to_unit", "is_tiff", "pil_to_bands", "probe_bands", "read_bands", "read_scaled", "to_channels", "write_bands",
 ]  # fmt: skip
 
 #: File name suffixes (lower case) treated as images when listing a folder; other files are ignored.
@@ -205,18 +205,24 @@ def read_bands(path: str | os.PathLike) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.load()
-                if image.mode in _NUMERIC_MODES:
-                    array = np.array(image, dtype=_NUMERIC_MODES[image.mode])
-                elif image.mode in ("RGBA", "LA"):
-                    array = np.array(image, dtype=np.uint8)
-                else:
-                    array = np.array(canonical_image(image), dtype=np.uint8)
+                return pil_to_bands(image)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
         raise ImageLoadError(path, f"decompression bomb guard: {error}") from error
     except UnidentifiedImageError as error:
         raise ImageLoadError(path, "not an image file Pillow can identify") from error
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
         raise ImageLoadError(path, f"corrupt or truncated ({type(error).__name__}: {error})") from error
+
+
+def pil_to_bands(image: Image.Image) -> np.ndarray:
+    """A decoded Pillow image as an ``(H, W, bands)`` array by :func:`read_bands`' rules (16-bit as uint16,
+    ``I`` as int32, ``F`` as float32, ``RGBA``/``LA`` as stored, other modes by :func:`canonical_image`)."""
+    if image.mode in _NUMERIC_MODES:
+        array = np.array(image, dtype=_NUMERIC_MODES[image.mode])
+    elif image.mode in ("RGBA", "LA"):
+        array = np.array(image, dtype=np.uint8)
+    else:
+        array = np.array(canonical_image(image), dtype=np.uint8)
     return array[..., None] if array.ndim == 2 else array
 
 

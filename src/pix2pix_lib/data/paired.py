@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -174,10 +175,27 @@ class PairedImageDataset(Dataset):
             rotate_degrees=rotate_degrees,
         )
         self.transform = build_paired_transform(self.transform_config, train=train)
-        self.layout, self.pairs = find_pairs(self.root, split=split, on_error=on_error)
+        self.layout, self.pairs = self._find_pairs(split)
         if self.layout == "aligned":
             _warn_if_square(self.pairs[:_LAYOUT_CHECK_FILES])
         self._unreadable: set[int] = set()
+
+    def _find_pairs(self, split: str | None) -> tuple[str, list[PairFiles]]:
+        return find_pairs(self.root, split=split, on_error=self.on_error)
+
+    @classmethod
+    def from_hf(
+        cls, dataset: object, a_column: str = "A", b_column: str = "B", *, split: str = "train",
+        revision: str | None = None, **options: object,
+    ) -> PairedImageDataset:
+        """Pairs from a Hugging Face ``datasets.Dataset`` / ``DatasetDict`` (``split`` picks one) or a Hub dataset
+        id (loaded with ``datasets.load_dataset(id, split=split, revision=revision)``) with two image columns:
+        ``a_column`` is the pair's ``A`` side, ``b_column`` its ``B`` side, and every other option (``direction``,
+        ``train``, sizes, flips, channels, value scales) means what it means for folders. Needs the ``hf`` extra
+        (``pip install pix2pix_lib[hf]``)."""
+        from ._hf import HubPairedImageDataset
+
+        return HubPairedImageDataset(dataset, a_column, b_column, split=split, revision=revision, **options)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -228,6 +246,19 @@ class PairedImageDataset(Dataset):
 
     def _load_stored(self, files: PairFiles) -> dict[str, torch.Tensor | str]:
         """The no-8-bit path: bands as stored, scaled to [0, 1] in float, transformed, then to ``value_range``."""
+        left, right, names = self._read_stored_halves(files)
+        if self.direction == "BtoA":
+            left, right, names = right, left, names[::-1]
+        path = names[0]
+        minimum = self.transform_config.min_native_size
+        if minimum is not None and min(left.shape[:2]) < minimum:
+            raise ValueError(f"{path}: image is {left.shape[1]}x{left.shape[0]} (WxH), smaller than crop_size={minimum}")
+        a, b = scaled_pair(self.band_config, left, right, names)
+        a, b = self.transform(tv_tensors.Image(a), tv_tensors.Image(b))
+        to_range = lambda x: from_unit(x.as_subclass(torch.Tensor).clamp(0, 1), self.value_range)  # noqa: E731
+        return {"A": to_range(a), "B": to_range(b), "path": str(path)}
+
+    def _read_stored_halves(self, files: PairFiles) -> tuple[np.ndarray, np.ndarray, tuple[Path, Path]]:
         if files.aligned:
             whole = read_bands(files.a)
             if whole.shape[1] % 2:
@@ -239,16 +270,7 @@ class PairedImageDataset(Dataset):
             left, right, names = read_bands(files.a), read_bands(files.b), (files.a, files.b)
             if left.shape[:2] != right.shape[:2]:
                 raise ImageLoadError(files.b, f"size {right.shape[1]}x{right.shape[0]} (WxH) differs from its partner {files.a}")
-        if self.direction == "BtoA":
-            left, right, names = right, left, names[::-1]
-        path = names[0]
-        minimum = self.transform_config.min_native_size
-        if minimum is not None and min(left.shape[:2]) < minimum:
-            raise ValueError(f"{path}: image is {left.shape[1]}x{left.shape[0]} (WxH), smaller than crop_size={minimum}")
-        a, b = scaled_pair(self.band_config, left, right, names)
-        a, b = self.transform(tv_tensors.Image(a), tv_tensors.Image(b))
-        to_range = lambda x: from_unit(x.as_subclass(torch.Tensor).clamp(0, 1), self.value_range)  # noqa: E731
-        return {"A": to_range(a), "B": to_range(b), "path": str(path)}
+        return left, right, names
 
     def evaluation_view(self) -> PairedImageDataset:
         """The same pairs with the deterministic evaluation transforms (``train=False``); shares the file list."""

@@ -208,3 +208,17 @@ def test_from_hf_by_id_against_a_local_stand_in(tmp_path, monkeypatch):
     _hf_table(3).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
     data = PairedImageDataset.from_hf(str(repo), "imageA", "imageB", train=False, preprocess="none")
     assert len(data) == 3 and data[0]["A"].shape == (3, 32, 32)
+
+
+def test_evaluate_reports_per_band_and_skips_rgb_only_metrics(tmp_path):
+    from pix2pix_lib import evaluate
+
+    root = _two_folder(tmp_path / "data", count=2, bands=4, size=16)
+    data = PairedImageDataset(root, train=False, preprocess="none", in_channels=4, out_channels=4, value_scale="uint16")
+    generator = UNetGenerator(in_channels=4, out_channels=4, num_downs=3, base_channels=4)
+    with pytest.warns(UserWarning, match="lpips need RGB images"):
+        result = evaluate(generator, data, device="cpu", metrics=["psnr", "lpips"], out_dir=tmp_path / "report",
+                          save_images=True)
+    assert "lpips" not in result["metrics"]
+    assert {f"psnr_band{band}" for band in range(4)} <= set(result["metrics"])
+    assert read_bands(next((tmp_path / "report" / "images" / "generated").iterdir())).shape == (16, 16, 4)

@@ -98,7 +98,7 @@ def _stored_item(array: np.ndarray, in_channels: int | None, scales: Scales, lab
     """An ``(H, W, bands)`` array as stored -> [0, 1] through the input scale; back through the output scale."""
     dtype = array.dtype
     input_scale = scales[0] or _dtype_scale(dtype)
-    if in_channels is not None and array.shape[-1] == 1 and in_channels == 3 and input_scale.is_uint8:
+    if in_channels == 3 and array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)  # gray -> RGB, as the 8-bit rules do
     pixels = bands_to_unit(array, input_scale, in_channels, label)
     out_dtype = np.dtype(np.uint16) if np.issubdtype(dtype, np.signedinteger) else dtype

@@ -119,6 +119,24 @@ def _pair_hint(path: Path, width: int, height: int, trained: int) -> str:
     )
 
 
+def _is_scene(path: Path) -> bool:
+    """A TIFF that rasterio reads and that has a georeference or is not 8-bit L/RGB: translated window by
+    window with ``--size tile`` (plain 8-bit TIFFs keep the in-memory path and a PNG result)."""
+    from ..data.image_io import is_tiff
+
+    if not is_tiff(path):
+        return False
+    try:
+        import rasterio
+    except ImportError:
+        return False
+    try:
+        with rasterio.open(path) as src:
+            return src.crs is not None or src.count not in (1, 3) or src.dtypes[0] != "uint8"
+    except rasterio.errors.RasterioError:
+        return False
+
+
 def _stored_output(target: Path, source: Path, result: Any, inputs: Sequence[Path]) -> Path:
     """Where a result kept as stored goes: ``NAME.tif`` for a TIFF input or what a PNG cannot hold (several
     16-bit or float bands), else ``NAME.png`` (16-bit grayscale PNG); never over an input."""
@@ -149,7 +167,8 @@ def _run_translate(args: argparse.Namespace) -> int:
             "folder or a weights file, e.g. --model maps"
         )
     files = _image_files(args.inputs)
-    outputs = {path: args.out / f"{path.stem}.png" for path in files}
+    scenes = {path for path in files if args.size == "tile" and _is_scene(path)}  # streamed window by window
+    outputs = {path: args.out / f"{path.stem}{'.tif' if path in scenes else '.png'}" for path in files}
     _refuse_overwriting(outputs)  # before the model is loaded or anything is written
     generator = load_pretrained(args.model, revision=args.revision, device=args.device)
     trained = getattr(getattr(generator, "task", None), "image_size", None) or 256  # translate()'s fallback
@@ -173,6 +192,9 @@ def _run_translate(args: argparse.Namespace) -> int:
         for start in range(0, len(files), args.batch_size):
             chunk: list[tuple[Path, Any]] = []
             for path in files[start : start + args.batch_size]:
+                if path in scenes:  # a GeoTIFF scene: read, translated and written window by window
+                    translate(path, generator, out=outputs[path], **options)
+                    continue
                 try:
                     if reads_as_stored(path, in_channels, scales):  # 16-bit, float, other band counts: no 8-bit step
                         chunk.append((path, path))

@@ -23,6 +23,9 @@ from ._runner import GeneratorRunner
 
 __all__ = ["translate_scene"]
 
+#: GDAL block cache (MiB) while a scene is translated
+_GDAL_CACHE_MB = 256
+
 
 def _dtype_scale(dtype: np.dtype) -> ValueScale:
     if dtype == np.uint8:
@@ -43,7 +46,8 @@ def translate_scene(
     from ._translate import _batches, _tiles
 
     path, out = Path(path), Path(out)
-    with rasterio.open(path) as src:
+    # GDAL's block cache defaults to 5% of RAM; a fixed cap keeps the memory bounded by the strip, not the machine
+    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), rasterio.open(path) as src:
         height, width, bands = src.height, src.width, src.count
         dtype = np.dtype(src.dtypes[0])
         in_channels = getattr(runner.model, "in_channels", None)
@@ -77,7 +81,6 @@ def translate_scene(
                 for row_index, top in enumerate(tqdm(tops, desc="scene rows", disable=not progress)):
                     strip_h = plan[rows[top][0]][2].shape[0]
                     window = src.read(window=Window(0, top, width, strip_h))  # (bands, h, W): one strip
-                    unit = input_scale.to_unit(torch.from_numpy(window.astype(np.float64)), str(path))
                     mask = np.ones(window.shape[1:], bool) if nodata is None else ~(window == nodata).any(0)
                     end = top + strip_h
                     if total is None:
@@ -91,7 +94,10 @@ def translate_scene(
                         valid = np.concatenate([valid, np.ones((grow, width), bool)], 0)
                     valid[top - strip_top :] &= mask
                     for batch in _batches(rows[top], batch_size):
-                        crops = [unit[:, :, left : left + len(cols)] for _, left, _, cols in (plan[i] for i in batch)]
+                        crops = [  # scaled tile by tile: no float copy of the whole strip
+                            input_scale.to_unit(torch.from_numpy(window[:, :, left : left + len(cols)].astype(np.float64)), str(path))
+                            for _, left, _, cols in (plan[i] for i in batch)
+                        ]
                         outputs = runner(torch.stack(crops)).cpu()
                         for i, output in zip(batch, outputs, strict=True):
                             _, left, row_w, col_w = plan[i]

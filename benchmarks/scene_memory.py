@@ -1,7 +1,13 @@
-"""python measure.py make H W  -> writes the scene;  python measure.py run -> translates it, prints time and peak RSS."""
+"""Peak memory of translating a GeoTIFF scene window by window (docs/performance.md, "GeoTIFF scenes").
+
+    python benchmarks/scene_memory.py make H W   # writes a synthetic 4-band uint16 scene to /tmp/imagery_perf/scene.tif
+    python benchmarks/scene_memory.py run        # translates it (fresh process), prints time and peak RSS
+"""
+import os
 import resource, sys, time
 import numpy as np
 
+os.makedirs("/tmp/imagery_perf", exist_ok=True)
 path = "/tmp/imagery_perf/scene.tif"
 if sys.argv[1] == "make":
     import rasterio

@@ -22,7 +22,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -34,19 +34,22 @@ from .image_io import (
     IMAGE_EXTENSIONS,
     ImageLoadError,
     LayoutWarning,
+    canonical_image,
     check_image_header,
     header_size,
     is_image_file,
+    pil_to_bands,
     read_bands,
     read_image,
     to_channels,
 )
 from ._bands import check_channels, scaled_pair
+from ._hf import hf_image, hf_table
 from ..models.task import Direction, check_direction
 from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, ValueScaleLike, check_pixel_range, from_unit, uint8_to_range
 from .transforms import PairedTransformConfig, Preprocess, build_paired_transform
 
-__all__ = ["NoImagesError", "PairFiles", "PairedImageDataset", "find_pairs"]
+__all__ = ["HubPairedImageDataset", "NoImagesError", "PairFiles", "PairedImageDataset", "find_pairs"]
 
 OnError = Literal["raise", "skip"]
 _MAX_NAMES_IN_ERROR = 10
@@ -193,8 +196,6 @@ class PairedImageDataset(Dataset):
         ``a_column`` is the pair's ``A`` side, ``b_column`` its ``B`` side, and every other option (``direction``,
         ``train``, sizes, flips, channels, value scales) means what it means for folders. Needs the ``hf`` extra
         (``pip install pix2pix_lib[hf]``)."""
-        from ._hf import HubPairedImageDataset
-
         return HubPairedImageDataset(dataset, a_column, b_column, split=split, revision=revision, **options)
 
     def __len__(self) -> int:
@@ -331,6 +332,50 @@ class PairedImageDataset(Dataset):
                 files.b, f"size {b.size[0]}x{b.size[1]} (WxH) differs from its partner {files.a} ({a.size[0]}x{a.size[1]})"
             )
         return a, b
+
+
+class HubPairedImageDataset(PairedImageDataset):
+    """A :class:`PairedImageDataset` over the rows of a ``datasets.Dataset`` (see :meth:`PairedImageDataset.from_hf`)."""
+
+    def __init__(
+        self, dataset: object, a_column: str = "A", b_column: str = "B", *, split: str = "train",
+        revision: str | None = None, **options: Any,
+    ) -> None:
+        table, name = hf_table(dataset, split, revision)
+        missing = [column for column in (a_column, b_column) if column not in table.column_names]
+        if missing:
+            raise ValueError(
+                f"{name}: column(s) {', '.join(map(repr, missing))} not found; it has {', '.join(map(repr, table.column_names))} "
+                "(pass a_column= and b_column=)"
+            )
+        if len(table) == 0:
+            raise ValueError(f"{name} (split {split!r}) has no rows")
+        self.table, self.a_column, self.b_column, self.name = table, a_column, b_column, name
+        super().__init__(name, split=split, **options)
+
+    def _find_pairs(self, split: str | None) -> tuple[str, list[PairFiles]]:
+        return "hf", [PairFiles(Path(f"{self.name}[{i}]"), Path(f"{self.name}[{i}]")) for i in range(len(self.table))]
+
+    def _images(self, files: PairFiles) -> tuple[Image.Image, Image.Image]:
+        index = int(str(files.a).rsplit("[", 1)[1][:-1])
+        row = self.table[index]
+        return hf_image(row[self.a_column], files.a, self.a_column), hf_image(row[self.b_column], files.a, self.b_column)
+
+    def _read_halves(self, files: PairFiles) -> tuple[Image.Image, Image.Image]:
+        a, b = (canonical_image(image) for image in self._images(files))
+        if a.size != b.size:
+            raise ImageLoadError(files.a, f"{self.a_column} is {a.size[0]}x{a.size[1]} but {self.b_column} is {b.size[0]}x{b.size[1]} (WxH)")
+        return a, b
+
+    def _read_stored_halves(self, files: PairFiles) -> tuple[np.ndarray, np.ndarray, tuple[Path, Path]]:
+        a, b = (pil_to_bands(image) for image in self._images(files))
+        if a.shape[:2] != b.shape[:2]:
+            raise ImageLoadError(files.a, f"{self.a_column} and {self.b_column} differ in size: {a.shape[:2]} vs {b.shape[:2]}")
+        return a, b, (Path(f"{files.a}.{self.a_column}"), Path(f"{files.a}.{self.b_column}"))
+
+    def check_headers(self, progress: bool = True) -> list[ImageLoadError]:
+        """Nothing to check before training: rows are decoded by ``datasets``."""
+        return []
 
 
 def _warn_if_square(pairs: list[PairFiles]) -> None:

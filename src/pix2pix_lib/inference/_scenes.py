@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,16 +37,18 @@ def _dtype_scale(dtype: np.dtype) -> ValueScale:
 
 def translate_scene(
     path: str | os.PathLike, out: str | os.PathLike, runner: GeneratorRunner, tile: int, overlap: int,
-    batch_size: int, scales: tuple[ValueScale | None, ValueScale | None], progress: bool = False,
+    batch_size: int, scales: tuple[ValueScale | None, ValueScale | None], progress: bool = False, *,
+    plan_tiles: Callable[..., list[Any]], batches: Callable[..., Iterator[Sequence[int]]],
 ) -> Path:
-    """Translate the raster at ``path`` tile by tile into ``out`` (GeoTIFF); returns ``out``."""
+    """Translate the raster at ``path`` tile by tile into ``out`` (GeoTIFF); returns ``out``.
+
+    ``plan_tiles`` and ``batches`` are translate()'s tile plan and batching (passed in, so the blending is
+    the in-memory one and this module does not import ``_translate``)."""
     try:
         import rasterio
         from rasterio.windows import Window
     except ImportError as error:  # pragma: no cover - the extra is part of dev
         raise ImportError("translating scenes window by window needs rasterio: pip install 'pix2pix_lib[geo]'") from error
-    from ._translate import _batches, _tiles
-
     path, out = Path(path), Path(out)
     # GDAL's block cache defaults to 5% of RAM; a fixed cap keeps the memory bounded by the strip, not the machine
     with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), rasterio.open(path) as src:
@@ -69,7 +73,7 @@ def translate_scene(
             profile.update(crs=src.crs, transform=src.transform)
         if nodata is not None:
             profile["nodata"] = nodata
-        plan = _tiles(height, width, tile, overlap)
+        plan = plan_tiles(height, width, tile, overlap)
         rows: dict[int, list[int]] = {}
         for index, (top, *_rest) in enumerate(plan):
             rows.setdefault(top, []).append(index)
@@ -93,7 +97,7 @@ def translate_scene(
                         weight = torch.cat([weight, torch.zeros(1, grow, width)], 1)
                         valid = np.concatenate([valid, np.ones((grow, width), bool)], 0)
                     valid[top - strip_top :] &= mask
-                    for batch in _batches(rows[top], batch_size):
+                    for batch in batches(rows[top], batch_size):
                         crops = [  # scaled tile by tile: no float copy of the whole strip
                             input_scale.to_unit(torch.from_numpy(window[:, :, left : left + len(cols)].astype(np.float64)), str(path))
                             for _, left, _, cols in (plan[i] for i in batch)

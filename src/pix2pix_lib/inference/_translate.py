@@ -181,7 +181,8 @@ def translate(
             raise ValueError(f"tile_overlap must be in [0, tile_size), got {overlap} for tile_size {tile}")
         with runner.session():
             return translate_scene(image, out, runner, tile, overlap, batch_size,  # type: ignore[arg-type]
-                                   (getattr(task, "input_scale", None), getattr(task, "output_scale", None)), progress)
+                                   (getattr(task, "input_scale", None), getattr(task, "output_scale", None)), progress,
+                                   plan_tiles=_tiles, batches=_batches)
     generator = runner.model
     in_channels = getattr(generator, "in_channels", None)
     out_channels = getattr(generator, "out_channels", None) or in_channels or 3

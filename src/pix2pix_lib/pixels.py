@@ -10,17 +10,28 @@ through these functions instead of hard-coding ``* 2 - 1``.
 255 and :func:`unit_to_uint8` clamps to [0, 1], scales by 255 and **rounds** to the nearest value
 (truncating would shift every image darker by half a level on average). Translated images, report
 images and the 0-255 inputs of the FID/KID Inception network all go through them.
+
+Data that is not 8-bit (16-bit PNG/TIFF, float TIFF, reflectance scaled by 10000, per-band ranges)
+maps to [0, 1] through a :class:`ValueScale` -- part of a dataset's configuration and recorded in
+:attr:`pix2pix_lib.TaskMetadata.input_scale` / ``output_scale`` -- with no 8-bit step in between.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Union
 
+import numpy as np
 import torch
 
 __all__ = [
     "DEFAULT_PIXEL_RANGE",
+    "NAMED_VALUE_SCALES",
     "PixelRange",
+    "ValueScale",
+    "ValueScaleLike",
+    "check_value_scale",
     "check_pixel_range",
     "from_unit",
     "to_unit",
@@ -72,3 +83,98 @@ def uint8_to_unit(image: torch.Tensor) -> torch.Tensor:
 def unit_to_uint8(image: torch.Tensor) -> torch.Tensor:
     """Floats in [0, 1] to uint8 ``[0, 255]``: clamped, scaled by 255 and rounded to nearest (same device)."""
     return image.detach().float().clamp(0, 1).mul_(255.0).round_().to(torch.uint8)
+
+
+# --- stored values (8-bit, 16-bit, reflectance, float) <-> [0, 1] --------------------------------------
+#: Named value scales: the stored values that map to 0 and 1.
+NAMED_VALUE_SCALES: dict[str, tuple[float, float]] = {"uint8": (0.0, 255.0), "uint16": (0.0, 65535.0), "float": (0.0, 1.0)}
+ValueScaleLike = Union[str, float, int, tuple, list, "ValueScale", None]
+
+
+@dataclass(frozen=True)
+class ValueScale:
+    """How stored pixel values (8-bit, 16-bit, a reflectance scale, floats) map to [0, 1], band by band.
+
+    ``bands`` is one ``(low, high)`` pair for every band, or a single pair for all bands. Values are
+    mapped by ``(v - low) / (high - low)`` and clamped to [0, 1] (a Sentinel-2 reflectance above the
+    scale saturates instead of leaving the model's range); :meth:`from_unit` undoes it on output.
+    ``ValueScale.parse`` accepts ``"uint8"`` (0..255, the default: what 8-bit files have always
+    meant), ``"uint16"`` (0..65535), ``"float"`` (0..1), a number ``s`` (0..s, e.g. 10000 for
+    reflectance), a pair ``(low, high)`` or a list of per-band pairs.
+    """
+
+    bands: tuple[tuple[float, float], ...]
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.bands:
+            raise ValueError("a value scale needs at least one (low, high) pair")
+        for pair in self.bands:
+            check_pixel_range(pair, "value scale (low, high)")
+
+    @classmethod
+    def parse(cls, value: ValueScaleLike, option: str = "value_scale") -> ValueScale:
+        """A :class:`ValueScale` from any accepted spelling; :class:`ValueError` naming ``option`` otherwise."""
+        if isinstance(value, ValueScale):
+            return value
+        if value is None:
+            value = "uint8"
+        if isinstance(value, str):
+            if value not in NAMED_VALUE_SCALES:
+                raise ValueError(
+                    f"{option}={value!r} must be one of {', '.join(map(repr, NAMED_VALUE_SCALES))}, a number "
+                    "(0..number, e.g. 10000), a pair (low, high) or a list of per-band pairs"
+                )
+            return cls((NAMED_VALUE_SCALES[value],), value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{option}={value!r}: a number scale must be finite and > 0 (values 0..number)")
+            return cls(((0.0, float(value)),))
+        if isinstance(value, (tuple, list)) and value:
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                return cls((check_pixel_range(value, option),))
+            try:
+                return cls(tuple(check_pixel_range(pair, f"{option}[{i}]") for i, pair in enumerate(value)))
+            except ValueError as error:
+                raise ValueError(f"{option}: {error}") from None
+        raise ValueError(f"{option}={value!r} is not a value scale (e.g. 'uint8', 'uint16', 10000, (0, 4095))")
+
+    @property
+    def is_uint8(self) -> bool:
+        """True for the default 8-bit scale (the 8-bit code paths apply unchanged)."""
+        return self.bands == (NAMED_VALUE_SCALES["uint8"],)
+
+    def to_json(self) -> str | list[list[float]]:
+        """Its name where it has one, else the list of ``[low, high]`` pairs (what :meth:`parse` reads back)."""
+        return self.name if self.name else [list(pair) for pair in self.bands]
+
+    def _vectors(self, channels: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(self.bands) not in (1, channels):
+            raise ValueError(f"{what}: the value scale has {len(self.bands)} per-band pairs but the image has {channels} band(s)")
+        pairs = torch.tensor(self.bands, dtype=torch.float64)
+        low, high = pairs[:, 0], pairs[:, 1]
+        return low.view(-1, 1, 1), high.view(-1, 1, 1)
+
+    def to_unit(self, values: torch.Tensor, what: str = "image") -> torch.Tensor:
+        """Stored values ``(C, H, W)`` (any numeric dtype) to float32 in [0, 1], clamped; no 8-bit step."""
+        low, high = self._vectors(values.shape[-3], what)
+        return ((values.double() - low) / (high - low)).clamp_(0, 1).float()
+
+    def from_unit(self, unit: torch.Tensor, what: str = "image") -> torch.Tensor:
+        """[0, 1] ``(C, H, W)`` back to stored values as float64 (clamped to [0, 1] first)."""
+        low, high = self._vectors(unit.shape[-3], what)
+        return unit.detach().cpu().double().clamp(0, 1) * (high - low) + low
+
+    def to_array(self, unit: torch.Tensor, dtype: np.dtype | str, what: str = "image") -> np.ndarray:
+        """[0, 1] ``(C, H, W)`` to a stored ``(H, W, C)`` numpy array of ``dtype`` (integers: rounded, clipped)."""
+        values = self.from_unit(unit, what).permute(1, 2, 0).numpy()
+        dtype = np.dtype(dtype)
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            values = np.clip(np.rint(values), info.min, info.max)
+        return values.astype(dtype)
+
+
+def check_value_scale(value: ValueScaleLike, option: str = "value_scale") -> ValueScale:
+    """:meth:`ValueScale.parse`, as a function."""
+    return ValueScale.parse(value, option)

@@ -23,7 +23,9 @@ __all__ = ["add_convert", "add_download", "add_translate"]
 def add_translate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "translate", help="translate images with a pretrained or saved generator (e.g. --model maps)",
-        description="Writes OUT/NAME.png for each input image (atomically); never over an input file.",
+        description="Writes OUT/NAME.png for each input image (atomically); never over an input file. 16-bit and "
+        "float inputs, other band counts and models with a value scale keep their precision: OUT/NAME.tif for "
+        "TIFF inputs and multi-band results, OUT/NAME.png for 16-bit grayscale PNGs.",
     )  # fmt: skip
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="image files or folders of images")
     parser.add_argument("--out", type=Path, required=True, help="output folder; results are written as NAME.png")
@@ -119,12 +121,46 @@ def _pair_hint(path: Path, width: int, height: int, trained: int) -> str:
     )
 
 
+def _is_scene(path: Path) -> bool:
+    """A TIFF that rasterio reads and that has a georeference or is not 8-bit L/RGB: translated window by
+    window with ``--size tile`` (plain 8-bit TIFFs keep the in-memory path and a PNG result)."""
+    from ..data.image_io import is_tiff
+
+    if not is_tiff(path):
+        return False
+    try:
+        import rasterio
+    except ImportError:
+        return False
+    try:
+        with rasterio.open(path) as src:
+            return src.crs is not None or src.count not in (1, 3) or src.dtypes[0] != "uint8"
+    except rasterio.errors.RasterioError:
+        return False
+
+
+def _stored_output(target: Path, source: Path, result: Any, inputs: Sequence[Path]) -> Path:
+    """Where a result kept as stored goes: ``NAME.tif`` for a TIFF input or what a PNG cannot hold (several
+    16-bit or float bands), else ``NAME.png`` (16-bit grayscale PNG); never over an input."""
+    from ..data.image_io import is_tiff
+
+    bands = 1 if result.ndim == 2 else result.shape[-1]
+    png = (result.dtype.name == "uint8" and bands in (1, 3, 4)) or (result.dtype.name == "uint16" and bands == 1)
+    chosen = target.with_suffix(".tif") if is_tiff(source) or not png else target
+    if chosen.resolve() in {path.resolve() for path in inputs}:
+        raise UsageError(f"--out {chosen.parent} would overwrite the input {chosen}; choose another --out folder")
+    return chosen
+
+
 def _run_translate(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..atomic_io import write_atomically
-    from ..data.image_io import ImageLoadError, read_image
+    import numpy as np
+
+    from ..data.image_io import ImageLoadError, read_image, write_bands
     from ..inference import translate
+    from ..inference._images import reads_as_stored
     from ..pretrained import list_pretrained, load_pretrained
 
     if args.model is None:
@@ -133,7 +169,8 @@ def _run_translate(args: argparse.Namespace) -> int:
             "folder or a weights file, e.g. --model maps"
         )
     files = _image_files(args.inputs)
-    outputs = {path: args.out / f"{path.stem}.png" for path in files}
+    scenes = {path for path in files if args.size == "tile" and _is_scene(path)}  # streamed window by window
+    outputs = {path: args.out / f"{path.stem}{'.tif' if path in scenes else '.png'}" for path in files}
     _refuse_overwriting(outputs)  # before the model is loaded or anything is written
     generator = load_pretrained(args.model, revision=args.revision, device=args.device)
     trained = getattr(getattr(generator, "task", None), "image_size", None) or 256  # translate()'s fallback
@@ -141,6 +178,9 @@ def _run_translate(args: argparse.Namespace) -> int:
     if args.size == "tile" and args.tile_overlap is not None and args.tile_overlap >= tile:
         given = "--tile-size" if args.tile_size else "--image-size" if args.image_size else "the model's size"
         raise UsageError(f"--tile-overlap {args.tile_overlap} must be smaller than the tile side ({given}: {tile})")
+    task = getattr(generator, "task", None)
+    scales = (getattr(task, "input_scale", None), getattr(task, "output_scale", None))
+    in_channels = getattr(generator, "in_channels", None)
     on_error = "raise" if len(files) == 1 else args.on_error
     args.out.mkdir(parents=True, exist_ok=True)
     options = dict(
@@ -154,7 +194,13 @@ def _run_translate(args: argparse.Namespace) -> int:
         for start in range(0, len(files), args.batch_size):
             chunk: list[tuple[Path, Any]] = []
             for path in files[start : start + args.batch_size]:
+                if path in scenes:  # a GeoTIFF scene: read, translated and written window by window
+                    translate(path, generator, out=outputs[path], **options)
+                    continue
                 try:
+                    if reads_as_stored(path, in_channels, scales):  # 16-bit, float, other band counts: no 8-bit step
+                        chunk.append((path, path))
+                        continue
                     image = read_image(path)  # decoded like the dataset (translate() does the same for a path)
                 except (ImageLoadError, FileNotFoundError) as error:
                     if on_error == "raise":
@@ -169,6 +215,9 @@ def _run_translate(args: argparse.Namespace) -> int:
                 chunk.append((path, image))
             if chunk:
                 for (path, _), result in zip(chunk, translate([image for _, image in chunk], generator, **options)):
+                    if isinstance(result, np.ndarray):  # as stored: 16-bit PNG, or TIFF for what PNG cannot hold
+                        write_bands(_stored_output(outputs[path], path, result, files), result)
+                        continue
                     write_atomically(outputs[path], lambda temp, r=result: r.save(temp, format="PNG"))
             bar.update(len(files[start : start + args.batch_size]))
     print(f"{len(files) - len(skipped)} image(s) translated with {args.model} -> {args.out}")

@@ -22,8 +22,9 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -33,17 +34,22 @@ from .image_io import (
     IMAGE_EXTENSIONS,
     ImageLoadError,
     LayoutWarning,
+    canonical_image,
     check_image_header,
     header_size,
     is_image_file,
+    pil_to_bands,
+    read_bands,
     read_image,
     to_channels,
 )
+from ._bands import check_channels, scaled_pair
+from ._hf import hf_image, hf_table
 from ..models.task import Direction, check_direction
-from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, check_pixel_range, uint8_to_range
+from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, ValueScaleLike, check_pixel_range, from_unit, uint8_to_range
 from .transforms import PairedTransformConfig, Preprocess, build_paired_transform
 
-__all__ = ["NoImagesError", "PairFiles", "PairedImageDataset", "find_pairs"]
+__all__ = ["HubPairedImageDataset", "NoImagesError", "PairFiles", "PairedImageDataset", "find_pairs"]
 
 OnError = Literal["raise", "skip"]
 _MAX_NAMES_IN_ERROR = 10
@@ -104,9 +110,19 @@ class PairedImageDataset(Dataset):
             ``"crop"`` or ``"none"`` (native size, for fully-convolutional use).
         vflip: random vertical flip when training.
         rotate_degrees: random rotation in ``[-rotate_degrees, rotate_degrees]`` when training.
-        in_channels: channels of ``"A"`` (1 or 3); images are converted by the rules in
-            :mod:`pix2pix_lib.data.image_io`.
-        out_channels: channels of ``"B"`` (1 or 3).
+        in_channels: channels (bands) of ``"A"``: 1 or 3 convert any 8-bit file by the rules in
+            :mod:`pix2pix_lib.data.image_io`; any other count (4-band RGB+NIR, 13-band Sentinel-2) reads
+            the files' bands as stored (TIFF), and a file with another band count raises naming both.
+        out_channels: channels of ``"B"``.
+        value_scale: how the stored values map to [0, 1] (see :class:`~pix2pix_lib.pixels.ValueScale`):
+            ``"uint8"`` (default; 8-bit files exactly as before), ``"uint16"`` (0..65535), ``"float"``
+            (0..1), a number (0..number, e.g. 10000 for reflectance), ``(low, high)`` or per-band pairs.
+            Anything but ``"uint8"`` decodes 16-bit and float files directly to floats, with no 8-bit step.
+            The trainer records it in the generator's :class:`~pix2pix_lib.TaskMetadata`, and
+            ``translate`` maps outputs back through it.
+        target_value_scale: the scale of ``"B"`` when it differs (default: ``value_scale``).
+        display_bands: bands sample grids and reports show as RGB (3 indices) or gray (1); recorded in
+            the task metadata. Default: the first three, or band 0 as gray.
         value_range: the pixel values of black and white in the items (default ``(-1, 1)``, the
             paper's tanh range); the trainer records it in the generator's
             :class:`~pix2pix_lib.TaskMetadata`.
@@ -135,13 +151,16 @@ class PairedImageDataset(Dataset):
         out_channels: int = 3,
         on_error: OnError = "raise",
         value_range: PixelRange = DEFAULT_PIXEL_RANGE,
+        value_scale: ValueScaleLike = "uint8",
+        target_value_scale: ValueScaleLike = None,
+        display_bands: tuple[int, ...] | None = None,
     ) -> None:
         check_direction(direction)
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error={on_error!r} must be 'raise' or 'skip'")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if value not in (1, 3):
-                raise ValueError(f"{name}={value} must be 1 (grayscale) or 3 (RGB)")
+        self.band_config = check_channels(in_channels, out_channels, value_scale, target_value_scale, display_bands)
+        self.input_scale, self.output_scale = self.band_config.input_scale, self.band_config.output_scale
+        self.display_bands = self.band_config.display_bands
         self.root = Path(root)
         self.split = split
         self.direction: Direction = direction
@@ -159,10 +178,25 @@ class PairedImageDataset(Dataset):
             rotate_degrees=rotate_degrees,
         )
         self.transform = build_paired_transform(self.transform_config, train=train)
-        self.layout, self.pairs = find_pairs(self.root, split=split, on_error=on_error)
+        self.layout, self.pairs = self._find_pairs(split)
         if self.layout == "aligned":
             _warn_if_square(self.pairs[:_LAYOUT_CHECK_FILES])
         self._unreadable: set[int] = set()
+
+    def _find_pairs(self, split: str | None) -> tuple[str, list[PairFiles]]:
+        return find_pairs(self.root, split=split, on_error=self.on_error)
+
+    @classmethod
+    def from_hf(
+        cls, dataset: object, a_column: str = "A", b_column: str = "B", *, split: str = "train",
+        revision: str | None = None, **options: object,
+    ) -> PairedImageDataset:
+        """Pairs from a Hugging Face ``datasets.Dataset`` / ``DatasetDict`` (``split`` picks one) or a Hub dataset
+        id (loaded with ``datasets.load_dataset(id, split=split, revision=revision)``) with two image columns:
+        ``a_column`` is the pair's ``A`` side, ``b_column`` its ``B`` side, and every other option (``direction``,
+        ``train``, sizes, flips, channels, value scales) means what it means for folders. Needs the ``hf`` extra
+        (``pip install pix2pix_lib[hf]``)."""
+        return HubPairedImageDataset(dataset, a_column, b_column, split=split, revision=revision, **options)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -195,6 +229,8 @@ class PairedImageDataset(Dataset):
     def load_pair(self, index: int) -> dict[str, torch.Tensor | str]:
         """Item ``index`` without the ``on_error`` fallback (raises :class:`ImageLoadError`)."""
         files = self.pairs[index]
+        if self.band_config.as_stored:
+            return self._load_stored(files)
         left, right = self._read_halves(files)
         source, target = (left, right) if self.direction == "AtoB" else (right, left)
         path = files.a if files.aligned or self.direction == "AtoB" else files.b
@@ -208,6 +244,34 @@ class PairedImageDataset(Dataset):
         b = tv_tensors.Image(to_channels(target, self.out_channels))
         a, b = self.transform(a, b)
         return {"A": uint8_to_range(a, self.value_range), "B": uint8_to_range(b, self.value_range), "path": str(path)}
+
+    def _load_stored(self, files: PairFiles) -> dict[str, torch.Tensor | str]:
+        """The no-8-bit path: bands as stored, scaled to [0, 1] in float, transformed, then to ``value_range``."""
+        left, right, names = self._read_stored_halves(files)
+        if self.direction == "BtoA":
+            left, right, names = right, left, names[::-1]
+        path = names[0]
+        minimum = self.transform_config.min_native_size
+        if minimum is not None and min(left.shape[:2]) < minimum:
+            raise ValueError(f"{path}: image is {left.shape[1]}x{left.shape[0]} (WxH), smaller than crop_size={minimum}")
+        a, b = scaled_pair(self.band_config, left, right, names)
+        a, b = self.transform(tv_tensors.Image(a), tv_tensors.Image(b))
+        to_range = lambda x: from_unit(x.as_subclass(torch.Tensor).clamp(0, 1), self.value_range)  # noqa: E731
+        return {"A": to_range(a), "B": to_range(b), "path": str(path)}
+
+    def _read_stored_halves(self, files: PairFiles) -> tuple[np.ndarray, np.ndarray, tuple[Path, Path]]:
+        if files.aligned:
+            whole = read_bands(files.a)
+            if whole.shape[1] % 2:
+                raise ImageLoadError(files.a, f"aligned A|B image has odd width {whole.shape[1]}; expected two halves")
+            half = whole.shape[1] // 2
+            left, right, names = whole[:, :half], whole[:, half:], (files.a, files.a)
+        else:
+            assert files.b is not None
+            left, right, names = read_bands(files.a), read_bands(files.b), (files.a, files.b)
+            if left.shape[:2] != right.shape[:2]:
+                raise ImageLoadError(files.b, f"size {right.shape[1]}x{right.shape[0]} (WxH) differs from its partner {files.a}")
+        return left, right, names
 
     def evaluation_view(self) -> PairedImageDataset:
         """The same pairs with the deterministic evaluation transforms (``train=False``); shares the file list."""
@@ -268,6 +332,50 @@ class PairedImageDataset(Dataset):
                 files.b, f"size {b.size[0]}x{b.size[1]} (WxH) differs from its partner {files.a} ({a.size[0]}x{a.size[1]})"
             )
         return a, b
+
+
+class HubPairedImageDataset(PairedImageDataset):
+    """A :class:`PairedImageDataset` over the rows of a ``datasets.Dataset`` (see :meth:`PairedImageDataset.from_hf`)."""
+
+    def __init__(
+        self, dataset: object, a_column: str = "A", b_column: str = "B", *, split: str = "train",
+        revision: str | None = None, **options: Any,
+    ) -> None:
+        table, name = hf_table(dataset, split, revision)
+        missing = [column for column in (a_column, b_column) if column not in table.column_names]
+        if missing:
+            raise ValueError(
+                f"{name}: column(s) {', '.join(map(repr, missing))} not found; it has {', '.join(map(repr, table.column_names))} "
+                "(pass a_column= and b_column=)"
+            )
+        if len(table) == 0:
+            raise ValueError(f"{name} (split {split!r}) has no rows")
+        self.table, self.a_column, self.b_column, self.name = table, a_column, b_column, name
+        super().__init__(name, split=split, **options)
+
+    def _find_pairs(self, split: str | None) -> tuple[str, list[PairFiles]]:
+        return "hf", [PairFiles(Path(f"{self.name}[{i}]"), Path(f"{self.name}[{i}]")) for i in range(len(self.table))]
+
+    def _images(self, files: PairFiles) -> tuple[Image.Image, Image.Image]:
+        index = int(str(files.a).rsplit("[", 1)[1][:-1])
+        row = self.table[index]
+        return hf_image(row[self.a_column], files.a, self.a_column), hf_image(row[self.b_column], files.a, self.b_column)
+
+    def _read_halves(self, files: PairFiles) -> tuple[Image.Image, Image.Image]:
+        a, b = (canonical_image(image) for image in self._images(files))
+        if a.size != b.size:
+            raise ImageLoadError(files.a, f"{self.a_column} is {a.size[0]}x{a.size[1]} but {self.b_column} is {b.size[0]}x{b.size[1]} (WxH)")
+        return a, b
+
+    def _read_stored_halves(self, files: PairFiles) -> tuple[np.ndarray, np.ndarray, tuple[Path, Path]]:
+        a, b = (pil_to_bands(image) for image in self._images(files))
+        if a.shape[:2] != b.shape[:2]:
+            raise ImageLoadError(files.a, f"{self.a_column} and {self.b_column} differ in size: {a.shape[:2]} vs {b.shape[:2]}")
+        return a, b, (Path(f"{files.a}.{self.a_column}"), Path(f"{files.a}.{self.b_column}"))
+
+    def check_headers(self, progress: bool = True) -> list[ImageLoadError]:
+        """Nothing to check before training: rows are decoded by ``datasets``."""
+        return []
 
 
 def _warn_if_square(pairs: list[PairFiles]) -> None:

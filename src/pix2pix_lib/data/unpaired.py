@@ -31,8 +31,9 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from ..models.task import Direction, check_direction
-from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, check_pixel_range, uint8_to_range
-from .image_io import IMAGE_EXTENSIONS, is_image_file, read_image, to_channels
+from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, ValueScaleLike, check_pixel_range, from_unit, uint8_to_range
+from ._bands import check_channels
+from .image_io import IMAGE_EXTENSIONS, bands_to_unit, is_image_file, read_bands, read_image, to_channels
 from .paired import _natural_key
 from .transforms import PairedTransformConfig, Preprocess, build_paired_transform
 
@@ -66,7 +67,10 @@ class UnpairedImageDataset(Dataset):
         load_size, crop_size, flip, preprocess, vflip, rotate_degrees: the geometry, as for
             :class:`~pix2pix_lib.data.PairedImageDataset` (see :mod:`pix2pix_lib.data.transforms`),
             drawn independently for A and B.
-        in_channels: channels of ``"A"`` (1 or 3). out_channels: channels of ``"B"`` (1 or 3).
+        in_channels: channels of ``"A"``. out_channels: channels of ``"B"`` (any count; see
+            :class:`~pix2pix_lib.data.PairedImageDataset` for 1/3 versus other counts).
+        value_scale, target_value_scale, display_bands: stored values -> [0, 1] and the RGB view, as for
+            :class:`~pix2pix_lib.data.PairedImageDataset`.
         value_range: the pixel values of black and white in the items (default ``(-1, 1)``).
         seed: fixes which B goes with which A in every epoch.
     """
@@ -91,11 +95,14 @@ class UnpairedImageDataset(Dataset):
         out_channels: int = 3,
         value_range: PixelRange = DEFAULT_PIXEL_RANGE,
         seed: int = 0,
+        value_scale: ValueScaleLike = "uint8",
+        target_value_scale: ValueScaleLike = None,
+        display_bands: tuple[int, ...] | None = None,
     ) -> None:
         check_direction(direction)
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if value not in (1, 3):
-                raise ValueError(f"{name}={value} must be 1 (grayscale) or 3 (RGB)")
+        self.band_config = check_channels(in_channels, out_channels, value_scale, target_value_scale, display_bands)
+        self.input_scale, self.output_scale = self.band_config.input_scale, self.band_config.output_scale
+        self.display_bands = self.band_config.display_bands
         if not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed={seed!r} must be an integer >= 0")
         self.root = Path(root)
@@ -162,13 +169,20 @@ class UnpairedImageDataset(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} items in {self.root}")
         path_a, path_b = self.files_a[index % len(self.files_a)], self.files_b[self.index_b(index)]
         return {
-            "A": self._load(path_a, self.in_channels),
-            "B": self._load(path_b, self.out_channels),
+            "A": self._load(path_a, self.in_channels, self.input_scale),
+            "B": self._load(path_b, self.out_channels, self.output_scale),
             "path_A": str(path_a),
             "path_B": str(path_b),
         }
 
-    def _load(self, path: Path, channels: int) -> torch.Tensor:
+    def _load(self, path: Path, channels: int, scale: object) -> torch.Tensor:
+        if self.band_config.as_stored:  # bands as stored, no 8-bit step
+            array = read_bands(path)
+            minimum = self.transform_config.min_native_size
+            if minimum is not None and min(array.shape[:2]) < minimum:
+                raise ValueError(f"{path}: image is {array.shape[1]}x{array.shape[0]} (WxH), smaller than crop_size={minimum}")
+            unit = self.transform(tv_tensors.Image(bands_to_unit(array, scale, channels, str(path))))  # type: ignore[arg-type]
+            return from_unit(unit.as_subclass(torch.Tensor).clamp(0, 1), self.value_range)
         image = read_image(path)
         minimum = self.transform_config.min_native_size
         if minimum is not None and (image.height < minimum or image.width < minimum):

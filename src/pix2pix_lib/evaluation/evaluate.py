@@ -7,6 +7,7 @@ also writes ``metrics.json``, ``per_image.csv`` and ``report.html`` (see :mod:`.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,19 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm.auto import tqdm
 
 from .. import metrics as M
-from ..data.image_io import ImageLoadError
+from ..data.image_io import ImageLoadError, write_bands
 from ..devices import PRECISIONS, DeviceLike, Precision
 from ..inference import GeneratorRunner
 from ..pixels import PixelRange, from_unit, to_unit
+from ..training.samples import rgb_view
+
+#: metrics computed by ImageNet networks on RGB images: skipped (with a warning) for other band counts
+_RGB_ONLY_METRICS = ("lpips", "fid", "kid")
+
+
+def _view(bands: Sequence[int] | None, images: Tensor) -> Sequence[int] | None:
+    """The display bands when ``images`` has them all, else the default view (first three, or gray)."""
+    return bands if bands is not None and max(bands) < images.shape[1] else None
 
 __all__ = ["evaluate"]
 
@@ -132,6 +142,15 @@ def evaluate(
         "metric_names", "files"}``. Means are means of per-image values (PSNR is averaged per image).
     """
     names = M.check_metric_names(metrics)
+    out_channels = getattr(generator, "out_channels", None)
+    rgb_only = [name for name in names if name in _RGB_ONLY_METRICS]
+    if out_channels not in (None, 1, 3) and rgb_only:
+        warnings.warn(
+            f"evaluate(): {', '.join(rgb_only)} need RGB images (ImageNet networks); skipped for a {out_channels}-band "
+            "model (the other metrics are reported per band and averaged)",
+            stacklevel=2,
+        )
+        names = [name for name in names if name not in _RGB_ONLY_METRICS]
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     if len(dataset) == 0:  # type: ignore[arg-type]
@@ -147,6 +166,9 @@ def evaluate(
     data_range: PixelRange = getattr(dataset, "value_range", output_range)
     run_device = runner.device
     per_image_names = [name for name in names if M.METRICS[name].per_image or name == "lpips"]
+    per_band = out_channels not in (None, 1, 3)  # multi-band: each per-image metric per band too
+    band_names = [f"{name}_band{band}" for band in range(out_channels or 0) for name in per_image_names] if per_band else []
+    view = getattr(getattr(generator, "task", None), "display_bands", None) or getattr(dataset, "display_bands", None)
 
     lpips_model = None
     if "lpips" in names:
@@ -195,6 +217,12 @@ def evaluate(
                 for name in per_image_names
                 if name != "lpips"
             }
+            if per_band:
+                for band in range(fake01.shape[1]):
+                    for name in per_image_names:
+                        values[f"{name}_band{band}"] = M.METRICS[name].function(  # type: ignore[misc]
+                            fake01[:, band : band + 1], real01[:, band : band + 1]
+                        ).cpu()
             if lpips_model is not None:
                 values["lpips"] = M.lpips(fake01, real01, network=lpips_model).cpu()
             for metric in (fid_metric, kid_metric):
@@ -205,23 +233,27 @@ def evaluate(
             for offset in range(source.shape[0]):
                 index = len(rows)
                 path = paths[offset] if paths[offset] is not None else f"item {index}"
-                numbers = {name: float(values[name][offset]) for name in per_image_names}
+                numbers = {name: float(values[name][offset]) for name in per_image_names + band_names}
                 rows.append({"index": index, "path": str(path), **numbers})
                 if collect_images:
-                    triplets.append(
-                        (encode_jpeg(source01[offset].clamp(0, 1)), encode_jpeg(fake01[offset]), encode_jpeg(real01[offset]))
-                    )
+                    shown = [rgb_view(images[offset : offset + 1].clamp(0, 1), _view(view, images))[0]
+                             for images in (source01, fake01, real01)]  # the band-to-RGB view
+                    triplets.append(tuple(encode_jpeg(image) for image in shown))  # type: ignore[arg-type]
                 if save_images:
                     name = f"{index:05d}_{Path(str(path)).stem}.png"
-                    save_png(fake01[offset], Path(out_dir) / "images" / "generated" / name)  # type: ignore[arg-type]
-                    save_png(real01[offset], Path(out_dir) / "images" / "target" / name)  # type: ignore[arg-type]
+                    for kind, images in (("generated", fake01), ("target", real01)):
+                        where = Path(out_dir) / "images" / kind / name  # type: ignore[arg-type]
+                        if images.shape[1] in (1, 3):
+                            save_png(images[offset], where)
+                        else:  # other band counts: every band, float32 in [0, 1], as a TIFF
+                            write_bands(where.with_suffix(".tif"), images[offset].permute(1, 2, 0).float().cpu().numpy())
             bar.update(len(rows) + len(skipped) - bar.n)
     seconds = time.perf_counter() - started
     if not rows:
         raise ValueError(f"evaluate(): no readable pair in the dataset ({len(skipped)} skipped)")
 
     means: dict[str, float] = {}
-    for name in per_image_names:
+    for name in per_image_names + band_names:
         means[name] = float(torch.tensor([row[name] for row in rows], dtype=torch.float64).mean())
     if fid_metric is not None:
         means["fid"] = float(fid_metric.compute())
@@ -233,7 +265,7 @@ def evaluate(
     result: dict[str, Any] = {
         "metrics": means,
         "per_image": rows,
-        "metric_names": per_image_names,
+        "metric_names": per_image_names + band_names,
         "num_images": len(rows),
         "skipped": skipped,
         "direction": direction,

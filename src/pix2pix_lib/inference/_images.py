@@ -1,7 +1,11 @@
 """translate()'s images in and out: any kind of image to a [0, 1] float tensor, and the result back as that kind.
 
 Files are decoded by :func:`pix2pix_lib.data.read_image` (the dataset's rules); uint8 <-> [0, 1]
-goes through :mod:`pix2pix_lib.pixels`. Each image's pixel count is checked against a bound before
+goes through :mod:`pix2pix_lib.pixels`. Files that are not 8-bit (16-bit PNG/TIFF, float TIFF), files
+with band counts other than 1 or 3, and any file for a model with a recorded value scale are read as
+stored (:func:`pix2pix_lib.data.image_io.read_bands`), mapped to [0, 1] with the model's
+``task.input_scale`` (else by their dtype: 0..255, 0..65535, floats 0..1) and given back as a numpy
+array of the input's dtype through ``task.output_scale``: no 8-bit step. Each image's pixel count is checked against a bound before
 it is decoded or converted (for a file, from its header).
 """
 
@@ -19,10 +23,13 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from ..data.image_io import canonical_image, read_image
-from ..pixels import uint8_to_unit, unit_to_uint8
+from ..data.image_io import bands_to_unit, canonical_image, probe_bands, read_bands, read_image
+from ..pixels import ValueScale, uint8_to_unit, unit_to_uint8
 
-__all__ = ["ImageLike", "Item", "to_items"]
+__all__ = ["ImageLike", "Item", "Scales", "reads_as_stored", "to_items"]
+
+#: The model's (input_scale, output_scale) from its task metadata; ``None``: decided by the data's dtype.
+Scales = tuple[ValueScale | None, ValueScale | None]
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
@@ -80,7 +87,39 @@ def _check_pixels(pixels: torch.Tensor, label: str, shape: tuple[int, ...]) -> t
     return pixels
 
 
-def _from_numpy(array: np.ndarray, in_channels: int | None, label: str) -> Item:
+def _dtype_scale(dtype: np.dtype) -> ValueScale:
+    """The scale data of ``dtype`` means when the model records none: 0..255, 0..65535 or floats 0..1."""
+    if dtype == np.uint8:
+        return ValueScale.parse("uint8")
+    return ValueScale.parse("float" if np.issubdtype(dtype, np.floating) else "uint16")
+
+
+def _stored_item(array: np.ndarray, in_channels: int | None, scales: Scales, label: str, squeeze: bool) -> Item:
+    """An ``(H, W, bands)`` array as stored -> [0, 1] through the input scale; back through the output scale."""
+    dtype = array.dtype
+    input_scale = scales[0] or _dtype_scale(dtype)
+    if in_channels == 3 and array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)  # gray -> RGB, as the 8-bit rules do
+    pixels = bands_to_unit(array, input_scale, in_channels, label)
+    out_dtype = np.dtype(np.uint16) if np.issubdtype(dtype, np.signedinteger) else dtype
+    output_scale = scales[1] or _dtype_scale(out_dtype)
+
+    def restore(result: torch.Tensor) -> np.ndarray:
+        out = output_scale.to_array(result, out_dtype, label)
+        return out[..., 0] if squeeze and out.shape[-1] == 1 else out
+
+    return Item(pixels, restore)
+
+
+def reads_as_stored(path: str | os.PathLike, in_channels: int | None, scales: Scales) -> bool:
+    """Whether translate() reads ``path`` as stored (no 8-bit step) rather than by the 8-bit rules: the file is
+    not 8-bit, or the model wants other than 1 or 3 channels, or records an input value scale."""
+    if scales[0] is not None or (in_channels is not None and in_channels not in (1, 3)):
+        return True
+    return probe_bands(path)[3] != np.uint8
+
+
+def _from_numpy(array: np.ndarray, in_channels: int | None, label: str, scales: Scales = (None, None)) -> Item:
     if array.ndim not in (2, 3):
         raise ValueError(f"{label}: expected an (H, W) or (H, W, C) array, got shape {array.shape}")
     squeeze = array.ndim == 2
@@ -89,8 +128,10 @@ def _from_numpy(array: np.ndarray, in_channels: int | None, label: str) -> Item:
         pixels = uint8_to_unit(torch.from_numpy(np.ascontiguousarray(hwc)).permute(2, 0, 1))
     elif np.issubdtype(array.dtype, np.floating):
         pixels = torch.from_numpy(np.ascontiguousarray(hwc, dtype=np.float32)).permute(2, 0, 1)
+    elif np.issubdtype(array.dtype, np.integer) and array.dtype != np.bool_:  # 16-bit etc.: the value scale
+        return _stored_item(hwc, in_channels, scales, label, squeeze)
     else:
-        raise ValueError(f"{label}: arrays must be uint8 (0-255) or float (0-1), got dtype {array.dtype}")
+        raise ValueError(f"{label}: arrays must be uint8 (0-255), integers (a value scale) or float (0-1), got dtype {array.dtype}")
     _check_pixels(pixels, label, array.shape)
     _check_channels(pixels, in_channels, label, array.shape)
     dtype = array.dtype
@@ -146,21 +187,30 @@ def _header_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def to_items(image: Any, in_channels: int | None, out_channels: int, label: str, max_pixels: float, size: str) -> list[Item]:
+def to_items(
+    image: Any, in_channels: int | None, out_channels: int, label: str, max_pixels: float, size: str,
+    scales: Scales = (None, None),
+) -> list[Item]:
+    """``image`` (any kind translate() takes) as items; ``scales``: the model's recorded value scales."""
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"{label}: image file not found: {path}")
+        what = f"{label} ({path})"
+        if reads_as_stored(path, in_channels, scales):
+            width, height = probe_bands(path)[:2]
+            _check_size(height, width, max_pixels, size, what)
+            return [_stored_item(read_bands(path), in_channels, scales, what, squeeze=True)]
         if (header := _header_size(path)) is not None:
-            _check_size(header[1], header[0], max_pixels, size, f"{label} ({path})")
-        return [_from_pil(read_image(path), in_channels, out_channels, f"{label} ({path})")]
+            _check_size(header[1], header[0], max_pixels, size, what)
+        return [_from_pil(read_image(path), in_channels, out_channels, what)]
     if isinstance(image, Image.Image):
         _check_size(image.height, image.width, max_pixels, size, label)
         return [_from_pil(image, in_channels, out_channels, label)]
     if isinstance(image, np.ndarray):
         if image.ndim in (2, 3):
             _check_size(image.shape[0], image.shape[1], max_pixels, size, label)
-        return [_from_numpy(image, in_channels, label)]
+        return [_from_numpy(image, in_channels, label, scales)]
     if isinstance(image, torch.Tensor):
         if image.ndim >= 2:
             _check_size(image.shape[-2], image.shape[-1], max_pixels, size, label)

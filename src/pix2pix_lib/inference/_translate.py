@@ -107,12 +107,15 @@ def translate(
     calibration: ImageLike | Sequence[ImageLike] | None = None,
     min_psnr_db: float = DEFAULT_MIN_PSNR_DB,
     max_pixels: float | None = None,
+    out: str | os.PathLike[str] | None = None,
 ) -> Any:
     """Translate one image or a list of images with a pix2pix generator; returns the same kind.
 
     Args:
-        image: a path (returns a PIL image), a PIL image, a numpy ``(H, W, C)`` or ``(H, W)`` array
-            (uint8 0-255 or float 0-1), a tensor ``(C, H, W)`` or ``(N, C, H, W)`` (uint8, or
+        image: a path (returns a PIL image for 8-bit files; a numpy ``(H, W, C)`` / ``(H, W)`` array of
+            the file's dtype for 16-bit and float files, other band counts, and models with a recorded
+            ``task.input_scale``: no 8-bit step), a PIL image, a numpy ``(H, W, C)`` or ``(H, W)`` array
+            (uint8 0-255, float 0-1, or uint16/other integers through the model's value scale, else 0..65535), a tensor ``(C, H, W)`` or ``(N, C, H, W)`` (uint8, or
             float 0-1), or a list of those (returns a list). PIL images are converted to the
             model's mode (e.g. grayscale -> RGB); arrays and tensors must have the right channels.
         model: a pretrained name (``"maps"``, ``"facades"``; see ``list_pretrained()``), a Hub repo
@@ -143,6 +146,11 @@ def translate(
         max_pixels: refuse any image with more pixels (checked from a file's header, before decoding);
             default :data:`DEFAULT_MAX_PIXELS` (64 megapixels), :data:`TILE_MAX_PIXELS` for ``"tile"``;
             ``float("inf")``: no bound. Pillow's decompression-bomb guard applies to files regardless.
+        out: with one raster file (a GeoTIFF scene) and ``size="tile"``: translate it window by window
+            into this GeoTIFF (input's CRS, transform and nodata; tiled, compressed; written to a temporary
+            file and renamed) and return its path; memory is bounded by a strip of tiles, not the scene, and
+            ``max_pixels`` does not apply. A scene without georeference gives a plain TIFF and a warning.
+            Needs the ``geo`` extra (rasterio).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -159,19 +167,35 @@ def translate(
     limit = (TILE_MAX_PIXELS if size == "tile" else DEFAULT_MAX_PIXELS) if max_pixels is None else max_pixels
     if not limit > 0:
         raise ValueError(f"max_pixels must be > 0 (float('inf') for no bound), got {max_pixels!r}")
+    if out is not None and (not single or not isinstance(image, (str, os.PathLike)) or size != "tile"):
+        raise ValueError("out= translates one raster file window by window: pass a single path and size='tile'")
     runner = GeneratorRunner(model, device=device, precision=precision, norm_mode=norm_mode, revision=revision,
                              compile=compile, min_psnr_db=min_psnr_db)
+    if out is not None:  # a scene, streamed window by window (inference/_scenes.py)
+        from ._scenes import translate_scene
+
+        task = getattr(runner.model, "task", None)
+        tile = tile_size or image_size or getattr(task, "image_size", None) or _FALLBACK_IMAGE_SIZE
+        overlap = tile // 4 if tile_overlap is None else tile_overlap
+        if not 0 <= overlap < tile:
+            raise ValueError(f"tile_overlap must be in [0, tile_size), got {overlap} for tile_size {tile}")
+        with runner.session():
+            return translate_scene(image, out, runner, tile, overlap, batch_size,  # type: ignore[arg-type]
+                                   (getattr(task, "input_scale", None), getattr(task, "output_scale", None)), progress,
+                                   plan_tiles=_tiles, batches=_batches)
     generator = runner.model
     in_channels = getattr(generator, "in_channels", None)
     out_channels = getattr(generator, "out_channels", None) or in_channels or 3
-    groups = [to_items(value, in_channels, out_channels, f"image {i}" if not single else "image", limit, size)
+    task = getattr(generator, "task", None)
+    scales = (getattr(task, "input_scale", None), getattr(task, "output_scale", None))  # value scales, if recorded
+    groups = [to_items(value, in_channels, out_channels, f"image {i}" if not single else "image", limit, size, scales)
               for i, value in enumerate(inputs)]
     items = [item for group in groups for item in group]
     trained_size = image_size or getattr(getattr(generator, "task", None), "image_size", None) or _FALLBACK_IMAGE_SIZE
     calibrate = [] if calibration is None else calibration if isinstance(calibration, (list, tuple)) else [calibration]
     if calibrate:
         runner.calibrate([i.pixels for c in calibrate
-                          for i in to_items(c, in_channels, out_channels, "calibration image", limit, size)])
+                          for i in to_items(c, in_channels, out_channels, "calibration image", limit, size, scales)])
 
     with runner.session():
         if size == "resize":

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from ..norm_modes import NormMode, check_norm_mode
-from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, check_pixel_range
+from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, ValueScale, check_pixel_range
 
 __all__ = ["DIRECTIONS", "MAX_IMAGE_SIZE", "Direction", "TaskMetadata", "check_direction"]
 
@@ -50,6 +50,15 @@ class TaskMetadata:
         trained_on: the training data, in words.
         license: licence of the weights (SPDX id where there is one).
         metrics: measured quality, e.g. ``{"psnr_db": 21.3}``; shown on the model card.
+        input_scale: how the input files' stored values map to [0, 1] (a
+            :class:`~pix2pix_lib.pixels.ValueScale`: ``"uint16"``, ``10000``, per-band pairs, ...);
+            ``None``: 8-bit data (0..255), as every model before value scales.
+        output_scale: the same for the outputs; ``translate`` maps results back through it.
+        display_bands: which bands sample grids and reports show as (R, G, B) (or one band as gray);
+            ``None``: the first three bands, or band 0 as gray.
+
+    ``input_scale``, ``output_scale`` and ``display_bands`` are left out of :meth:`to_dict` when ``None``,
+    so 8-bit models write the same ``config.json`` as before and old files load unchanged.
     """
 
     direction: Direction | None = None
@@ -62,8 +71,23 @@ class TaskMetadata:
     trained_on: str | None = None
     license: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    input_scale: ValueScale | None = None
+    output_scale: ValueScale | None = None
+    display_bands: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("input_scale", "output_scale"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, ValueScale.parse(value, f"TaskMetadata.{name}"))
+        if self.display_bands is not None:
+            bands = self.display_bands
+            if (
+                not isinstance(bands, (list, tuple)) or len(bands) not in (1, 3)
+                or not all(isinstance(b, int) and not isinstance(b, bool) and b >= 0 for b in bands)
+            ):
+                raise ValueError(f"TaskMetadata.display_bands must be 1 or 3 band indices >= 0, got {bands!r}")
+            self.display_bands = tuple(bands)
         if self.direction is not None:
             check_direction(self.direction, "TaskMetadata.direction")
         if self.image_size is not None and (
@@ -97,6 +121,12 @@ class TaskMetadata:
         data = asdict(self)
         data["input_range"] = list(self.input_range)
         data["output_range"] = list(self.output_range)
+        for name in ("input_scale", "output_scale", "display_bands"):
+            value = getattr(self, name)
+            if value is None:
+                del data[name]  # absent, as in config.json files written before these fields existed
+            else:
+                data[name] = value.to_json() if isinstance(value, ValueScale) else list(value)
         return data
 
     @classmethod

@@ -122,6 +122,15 @@ def task_from_dataset(task: TaskMetadata | None, dataset: Dataset) -> TaskMetada
         changes["direction"] = direction
     if value_range is not None:
         changes["input_range"] = changes["output_range"] = tuple(value_range)
+    bands = getattr(dataset, "band_config", None)  # value scales and RGB view (data/_bands.py); absent: 8-bit
+    if bands is not None:
+        input_scale, output_scale = bands.recorded_scales
+        if task.input_scale is None and input_scale is not None:
+            changes["input_scale"] = input_scale
+        if task.output_scale is None and output_scale is not None:
+            changes["output_scale"] = output_scale
+        if task.display_bands is None and bands.display_bands is not None:
+            changes["display_bands"] = bands.display_bands
     if task.image_size is None and _image_size(dataset) is not None:
         changes["image_size"] = _image_size(dataset)
     root = getattr(dataset, "root", None)

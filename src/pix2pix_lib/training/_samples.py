@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -13,7 +14,7 @@ from ..atomic_io import write_atomically
 from ..models.task import TaskMetadata
 from ..pixels import PixelRange, to_unit
 
-__all__ = ["sample_grid", "save_sample_grid", "write_grid"]
+__all__ = ["rgb_view", "sample_grid", "save_sample_grid", "write_grid"]
 
 
 def sample_grid(
@@ -22,12 +23,14 @@ def sample_grid(
     targets: Tensor,
     padding: int = 2,
     task: TaskMetadata | None = None,
+    bands: Sequence[int] | None = None,
 ) -> Tensor:
     """A (3, H', W') image in [0, 1]: row ``i`` shows ``inputs[i] | generated[i] | targets[i]``.
 
     The three tensors are (N, C, H, W) in the ranges ``task`` records (inputs in ``input_range``,
-    generated and targets in ``output_range``; ``(-1, 1)`` without a task); 1-channel images are
-    shown in grey, images with more than 3 channels by their first three.
+    generated and targets in ``output_range``; ``(-1, 1)`` without a task). Which bands are shown:
+    ``bands`` (3 indices for R, G, B, or 1 for gray), else ``task.display_bands``, else the first three
+    bands, or band 0 in gray for 1- and 2-band images (see :func:`rgb_view`).
     """
     if not (inputs.shape[0] == generated.shape[0] == targets.shape[0]):
         raise ValueError(
@@ -35,7 +38,8 @@ def sample_grid(
         )
     task = task or TaskMetadata()
     ranges = (task.input_range, task.output_range, task.output_range)
-    columns = [_displayable(images, value_range) for images, value_range in zip((inputs, generated, targets), ranges)]
+    bands = bands if bands is not None else task.display_bands
+    columns = [rgb_view(to_unit(images.detach().cpu(), value_range).clamp(0, 1), bands) for images, value_range in zip((inputs, generated, targets), ranges)]
     sizes = {tuple(images.shape[-2:]) for images in columns}
     if len(sizes) != 1:
         raise ValueError(f"input, generated and target images differ in size: {sorted(sizes)}")
@@ -55,11 +59,14 @@ def write_grid(path: str | os.PathLike, grid: Tensor) -> Path:
     return write_atomically(path, lambda temp: save_image(grid, temp, format="png"))
 
 
-def _displayable(images: Tensor, value_range: PixelRange) -> Tensor:
-    images = to_unit(images.detach().cpu(), value_range).clamp(0, 1)
+def rgb_view(images: Tensor, bands: Sequence[int] | None = None) -> Tensor:
+    """``(N, C, H, W)`` images in [0, 1] as ``(N, 3, H, W)`` to look at: ``bands`` picks the (R, G, B) bands
+    (or one band shown in gray); default: the first three bands, or band 0 in gray when there are fewer."""
     channels = images.shape[1]
-    if channels == 1:
-        return images.expand(-1, 3, -1, -1)
-    if channels == 2:
-        return torch.cat([images, images[:, :1]], dim=1)
-    return images[:, :3]
+    if bands is None:
+        bands = (0, 1, 2) if channels >= 3 else (0,)
+    bands = tuple(bands)
+    if len(bands) not in (1, 3) or not all(0 <= b < channels for b in bands):
+        raise ValueError(f"bands={bands} must be 1 or 3 band indices below the images' {channels} channels")
+    view = images[:, list(bands)]
+    return view.expand(-1, 3, -1, -1) if len(bands) == 1 else view

@@ -15,7 +15,7 @@ from pix2pix_lib.data import PairedImageDataset, UnpairedImageDataset
 from pix2pix_lib.data.image_io import read_bands, write_bands
 from pix2pix_lib.pixels import ValueScale
 from pix2pix_lib.training import Pix2PixTrainer, TrainConfig
-from pix2pix_lib.training.samples import sample_grid
+from pix2pix_lib.training._samples import sample_grid
 
 
 def _scene(rng: np.random.Generator, bands: int = 4, size: int = 32) -> np.ndarray:

@@ -22,7 +22,7 @@ from ..data.image_io import ImageLoadError, write_bands
 from ..devices import PRECISIONS, DeviceLike, Precision
 from ..inference import GeneratorRunner
 from ..pixels import PixelRange, from_unit, to_unit
-from ..training.samples import rgb_view
+from ..training._samples import rgb_view
 
 #: metrics computed by ImageNet networks on RGB images: skipped (with a warning) for other band counts
 _RGB_ONLY_METRICS = ("lpips", "fid", "kid")

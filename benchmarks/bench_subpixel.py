@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix_lib.models import UNetGenerator
-from pix2pix_lib.models._subpixel import subpixel_conv_transpose2d
+from pix2pix_lib.models._subpixel import SubpixelConvTranspose2d, subpixel_conv_transpose2d
 
 FORMS = ("convT", "conv2x2", "conv3x3", "phases")
 SETTINGS = ("fp32", "bf16+cl", "bf16")
@@ -119,31 +119,54 @@ def bench_layer(
     return results
 
 
+GENERATOR_FORMS = ("convT", "conv2x2", "conv3x3", "head:conv3x3-forward")
+
+
 def set_form(generator: nn.Module, form: str) -> None:
-    """Route every 4x4 stride-2 ConvTranspose2d of ``generator`` through ``form`` (instance-level forward)."""
-    for module in generator.modules():
-        if isinstance(module, nn.ConvTranspose2d) and module.kernel_size == (4, 4) and module.stride == (2, 2):
-            if form == "convT":
-                module.__dict__.pop("forward", None)
-                if hasattr(module, "subpixel"):
-                    module.subpixel = "off"
-            else:
-                module.forward = (lambda m: lambda x: subpixel_conv_transpose2d(x, m.weight, m.bias, form=form))(module)
+    """Route the generator's 4x4 stride-2 transposed convolutions through ``form``: ``convT``, a form of
+    :func:`subpixel_conv_transpose2d` everywhere, or ``head:MODE`` (the head alone through
+    :class:`SubpixelConvTranspose2d` mode ``MODE``, the up blocks plain)."""
+    head_mode = form.removeprefix("head:") if form.startswith("head:") else None
+    for name, module in generator.named_modules():
+        if not (isinstance(module, nn.ConvTranspose2d) and module.kernel_size == (4, 4) and module.stride == (2, 2)):
+            continue
+        module.__dict__.pop("forward", None)
+        if hasattr(module, "subpixel"):
+            module.subpixel = "off"
+        if head_mode is not None:
+            if name == "head":
+                module.forward = (lambda m: lambda x: _module_mode(m, head_mode, x))(module)
+        elif form != "convT":
+            module.forward = (lambda m: lambda x: subpixel_conv_transpose2d(x, m.weight, m.bias, form=form))(module)
 
 
-def bench_generator(batch: int, setting: str, size: int, rounds: int, warmup: int) -> dict[str, tuple[float, float]]:
-    """{form: (wall, cpu)} of the U-Net's forward + backward (train mode, loss = mean of the output)."""
+def _module_mode(module: nn.ConvTranspose2d, mode: str, x: torch.Tensor) -> torch.Tensor:
+    layer = SubpixelConvTranspose2d.__new__(SubpixelConvTranspose2d)
+    layer.__dict__.update(module.__dict__)  # the same parameters, a SubpixelConvTranspose2d forward
+    layer.__dict__.pop("forward", None)
+    layer.subpixel = mode
+    return SubpixelConvTranspose2d.forward(layer, x)
+
+
+def bench_generator(
+    batch: int, setting: str, size: int, rounds: int, warmup: int, train: bool
+) -> dict[str, tuple[float, float]]:
+    """{form: (wall, cpu)} of the U-Net's forward + backward (train mode, loss = mean of the output),
+    or with ``train=False`` its forward in eval mode without autograd (what ``translate()`` runs)."""
     memory_format = _memory_format(setting)
     generators = {}
-    for form in FORMS:
+    for form in GENERATOR_FORMS:
         torch.manual_seed(0)
-        generator = UNetGenerator().train().to(memory_format=memory_format)
+        generator = UNetGenerator().train(train).to(memory_format=memory_format)
         set_form(generator, form)
         generators[form] = generator
     image = torch.randn(batch, 3, size, size).to(memory_format=memory_format)
 
     def step(generator: nn.Module) -> Callable[[], object]:
         def run() -> object:
+            if not train:
+                with torch.inference_mode(), _context(setting):
+                    return generator(image)
             with _context(setting):
                 loss = generator(image).float().mean()
             loss.backward()
@@ -162,7 +185,7 @@ def _row(cells: list[str]) -> str:
 def _cells(timings: dict[str, tuple[float, float]]) -> list[str]:
     base_wall, base_cpu = timings["convT"]
     out = [f"{base_wall * 1e3:.2f} / {base_cpu * 1e3:.2f}"]
-    for form in FORMS[1:]:
+    for form in list(timings)[1:]:
         wall, cpu = timings[form]
         out.append(f"{wall * 1e3:.2f} / {cpu * 1e3:.2f} (x{base_wall / wall:.2f} / x{base_cpu / cpu:.2f})")
     return out
@@ -174,7 +197,8 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--settings", nargs="+", default=["fp32", "bf16+cl"], choices=SETTINGS, help="for the layers")
     parser.add_argument("--generator-settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
-    parser.add_argument("--parts", nargs="+", default=["layers", "generator"], choices=["layers", "generator"])
+    parser.add_argument("--parts", nargs="+", default=["layers", "generator", "translate"],
+                        choices=["layers", "generator", "translate"])
     parser.add_argument("--layers", nargs="*", default=None, help="layer names to run (default: all)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
@@ -203,13 +227,16 @@ def main() -> None:
                         cells = [name, f"{in_ch}->{out_ch}, {side}->{2 * side}", str(batch), setting, pass_name]
                         print(_row(cells + _cells(timings)), flush=True)
 
-    if "generator" in args.parts:
+    for part in ("generator", "translate"):
+        if part not in args.parts:
+            continue
         print()
-        print(_row(["generator fwd+bwd", "batch", "setting", "convT", "conv2x2", "conv3x3", "phases"]))
-        print(_row(["---"] * 7))
+        what = "generator fwd+bwd (train)" if part == "generator" else "generator fwd (eval, inference_mode)"
+        print(_row([what, "batch", "setting", *GENERATOR_FORMS]))
+        print(_row(["---"] * (3 + len(GENERATOR_FORMS))))
         for batch in args.batch_sizes:
             for setting in args.generator_settings:
-                timings = bench_generator(batch, setting, args.size, args.rounds, args.warmup)
+                timings = bench_generator(batch, setting, args.size, args.rounds, args.warmup, train=part == "generator")
                 print(_row([f"UNet {args.size}", str(batch), setting] + _cells(timings)), flush=True)
     print(f"# load at the end: {os.getloadavg()[0]:.2f}")
 

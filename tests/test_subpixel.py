@@ -9,6 +9,7 @@ from torch import nn
 
 from pix2pix_lib.models._subpixel import (
     SUBPIXEL_FORMS,
+    SUBPIXEL_MODES,
     SubpixelConvTranspose2d,
     subpixel_conv_transpose2d,
     subpixel_forward_conv_transpose2d,
@@ -16,7 +17,9 @@ from pix2pix_lib.models._subpixel import (
 )
 
 FUNCTIONS = {form: (lambda f: lambda x, w, b: subpixel_conv_transpose2d(x, w, b, form=f))(form) for form in SUBPIXEL_FORMS}
-FUNCTIONS["conv2x2-forward"] = lambda x, w, b: subpixel_forward_conv_transpose2d(x, w, b, form="conv2x2")
+FUNCTIONS.update(
+    {f"{form}-forward": (lambda f: lambda x, w, b: subpixel_forward_conv_transpose2d(x, w, b, form=f))(form) for form in SUBPIXEL_FORMS}
+)
 SHAPES = [(1, 3, 5, 7), (4, 3, 6, 4), (1, 2, 1, 1), (4, 5, 8, 3)]
 
 
@@ -91,7 +94,7 @@ def test_module_keeps_conv_transpose2d_parameters_and_state_dict() -> None:
     module.load_state_dict(plain.state_dict(), strict=True)
     x = torch.randn(2, 6, 5, 3, dtype=torch.float64)
     expected = plain.double()(x)
-    for mode in ("off", "auto", *SUBPIXEL_FORMS, "conv2x2-forward"):
+    for mode in SUBPIXEL_MODES:
         module.subpixel = mode
         torch.testing.assert_close(module.double()(x), expected, rtol=1e-12, atol=1e-12)
 
@@ -108,3 +111,10 @@ def test_module_routes_through_the_chosen_form(monkeypatch: pytest.MonkeyPatch) 
     module.subpixel = "off"
     module(torch.randn(1, 3, 4, 4))
     assert calls == ["conv3x3"]
+
+
+def test_export_traces_the_plain_transposed_convolution() -> None:
+    module = SubpixelConvTranspose2d(3, 2, subpixel="conv2x2")
+    program = torch.export.export(module, (torch.randn(1, 3, 4, 4),))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert targets == {"aten.conv_transpose2d.input"}, targets

@@ -169,8 +169,10 @@ def subpixel_forward_conv_transpose2d(
     return _SubpixelForwardNativeBackward.apply(x, weight, bias, form)
 
 
-SubpixelMode = Literal["auto", "off", "conv2x2", "conv3x3", "phases", "conv2x2-forward"]
-SUBPIXEL_MODES: tuple[str, ...] = ("auto", "off", *SUBPIXEL_FORMS, "conv2x2-forward")
+SubpixelMode = Literal[
+    "auto", "off", "conv2x2", "conv3x3", "phases", "conv2x2-forward", "conv3x3-forward", "phases-forward"
+]
+SUBPIXEL_MODES: tuple[str, ...] = ("auto", "off", *SUBPIXEL_FORMS, *(f"{form}-forward" for form in SUBPIXEL_FORMS))
 
 
 def _tracing() -> bool:

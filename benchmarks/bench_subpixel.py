@@ -30,9 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2pix_lib.models import UNetGenerator
-from pix2pix_lib.models._subpixel import SubpixelConvTranspose2d, subpixel_conv_transpose2d
+from pix2pix_lib.models._subpixel import (
+    SubpixelConvTranspose2d,
+    subpixel_conv_transpose2d,
+    subpixel_forward_conv_transpose2d,
+)
 
-FORMS = ("convT", "conv2x2", "conv3x3", "phases")
+FORMS = ("convT", "conv2x2", "conv3x3", "phases", "conv2x2-forward")
 SETTINGS = ("fp32", "bf16+cl", "bf16")
 
 
@@ -59,6 +63,8 @@ def _memory_format(setting: str) -> torch.memory_format:
 def _apply(form: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     if form == "convT":
         return F.conv_transpose2d(x, weight, bias, stride=2, padding=1)
+    if form.endswith("-forward"):  # the form's forward, conv_transpose2d's backward kernels
+        return subpixel_forward_conv_transpose2d(x, weight, bias, form=form.removesuffix("-forward"))  # type: ignore[arg-type]
     return subpixel_conv_transpose2d(x, weight, bias, form=form)  # type: ignore[arg-type]
 
 
@@ -119,6 +125,41 @@ def bench_layer(
     return results
 
 
+KERNEL_FORMS = ("convT", "conv2x2 conv only", "conv3x3 conv only")
+
+
+def bench_kernels(
+    in_ch: int, out_ch: int, side: int, batch: int, setting: str, rounds: int, warmup: int
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """{pass: {contender: (wall, cpu)}}: ``conv_transpose2d`` against the bare ``conv2d`` of each
+    sub-pixel form, its weight already rearranged (a leaf) and without the interleave: the lower bound
+    of what the sub-pixel forms could cost, to tell the convolution kernels from the rearranging."""
+    dtype = torch.bfloat16 if setting.startswith("bf16") else torch.float32
+    x = torch.randn(batch, in_ch, side, side).to(dtype=dtype, memory_format=_memory_format(setting)).requires_grad_()
+    weights = {
+        "convT": (torch.randn(in_ch, out_ch, 4, 4) * 0.02).requires_grad_(),
+        "conv2x2 conv only": (torch.randn(4 * out_ch, in_ch, 2, 2) * 0.02).requires_grad_(),
+        "conv3x3 conv only": (torch.randn(4 * out_ch, in_ch, 3, 3) * 0.02).requires_grad_(),
+    }
+
+    def apply(name: str) -> torch.Tensor:
+        with _context(setting):
+            if name == "convT":
+                return F.conv_transpose2d(x, weights[name], stride=2, padding=1)
+            return F.conv2d(x, weights[name], padding=1)
+
+    results = {"fwd": time_round_robin({name: (lambda n: lambda: apply(n))(name) for name in KERNEL_FORMS}, rounds, warmup)}
+    graphs = {name: apply(name) for name in KERNEL_FORMS}
+    grads = {name: torch.randn_like(y) for name, y in graphs.items()}
+    for pass_name, wrt in (("bwd-input", lambda n: [x]), ("bwd-weight", lambda n: [weights[n]])):
+        fns = {
+            name: (lambda n: lambda: torch.autograd.grad(graphs[n], wrt(n), grads[n], retain_graph=True))(name)
+            for name in KERNEL_FORMS
+        }
+        results[pass_name] = time_round_robin(fns, rounds, warmup)
+    return results
+
+
 GENERATOR_FORMS = ("convT", "conv2x2", "conv3x3", "head:conv3x3-forward")
 
 
@@ -149,13 +190,13 @@ def _module_mode(module: nn.ConvTranspose2d, mode: str, x: torch.Tensor) -> torc
 
 
 def bench_generator(
-    batch: int, setting: str, size: int, rounds: int, warmup: int, train: bool
+    batch: int, setting: str, size: int, rounds: int, warmup: int, train: bool, forms: tuple[str, ...] = GENERATOR_FORMS
 ) -> dict[str, tuple[float, float]]:
     """{form: (wall, cpu)} of the U-Net's forward + backward (train mode, loss = mean of the output),
     or with ``train=False`` its forward in eval mode without autograd (what ``translate()`` runs)."""
     memory_format = _memory_format(setting)
     generators = {}
-    for form in GENERATOR_FORMS:
+    for form in forms:
         torch.manual_seed(0)
         generator = UNetGenerator().train(train).to(memory_format=memory_format)
         set_form(generator, form)
@@ -197,8 +238,10 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--settings", nargs="+", default=["fp32", "bf16+cl"], choices=SETTINGS, help="for the layers")
     parser.add_argument("--generator-settings", nargs="+", default=list(SETTINGS), choices=SETTINGS)
+    parser.add_argument("--generator-forms", nargs="+", default=list(GENERATOR_FORMS),
+                        help="convT first, then forms of subpixel_conv_transpose2d or head:MODE")
     parser.add_argument("--parts", nargs="+", default=["layers", "generator", "translate"],
-                        choices=["layers", "generator", "translate"])
+                        choices=["layers", "kernels", "generator", "translate"])
     parser.add_argument("--layers", nargs="*", default=None, help="layer names to run (default: all)")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
@@ -215,8 +258,8 @@ def main() -> None:
 
     if "layers" in args.parts:
         print()
-        print(_row(["layer", "in->out, side", "batch", "setting", "pass", "convT", "conv2x2", "conv3x3", "phases"]))
-        print(_row(["---"] * 9))
+        print(_row(["layer", "in->out, side", "batch", "setting", "pass", *FORMS]))
+        print(_row(["---"] * (5 + len(FORMS))))
         for name, in_ch, out_ch, side in unet_layers(args.size):
             if args.layers and name not in args.layers:
                 continue
@@ -227,16 +270,32 @@ def main() -> None:
                         cells = [name, f"{in_ch}->{out_ch}, {side}->{2 * side}", str(batch), setting, pass_name]
                         print(_row(cells + _cells(timings)), flush=True)
 
+    if "kernels" in args.parts:
+        print()
+        print(_row(["layer (bare convolutions)", "in->out, side", "batch", "setting", "pass", *KERNEL_FORMS]))
+        print(_row(["---"] * (5 + len(KERNEL_FORMS))))
+        for name, in_ch, out_ch, side in unet_layers(args.size):
+            if args.layers and name not in args.layers:
+                continue
+            for batch in args.batch_sizes:
+                for setting in args.settings:
+                    results = bench_kernels(in_ch, out_ch, side, batch, setting, args.rounds, args.warmup)
+                    for pass_name, timings in results.items():
+                        cells = [name, f"{in_ch}->{out_ch}, {side}->{2 * side}", str(batch), setting, pass_name]
+                        print(_row(cells + _cells(timings)), flush=True)
+
     for part in ("generator", "translate"):
         if part not in args.parts:
             continue
         print()
         what = "generator fwd+bwd (train)" if part == "generator" else "generator fwd (eval, inference_mode)"
-        print(_row([what, "batch", "setting", *GENERATOR_FORMS]))
-        print(_row(["---"] * (3 + len(GENERATOR_FORMS))))
+        print(_row([what, "batch", "setting", *args.generator_forms]))
+        print(_row(["---"] * (3 + len(args.generator_forms))))
         for batch in args.batch_sizes:
             for setting in args.generator_settings:
-                timings = bench_generator(batch, setting, args.size, args.rounds, args.warmup, train=part == "generator")
+                timings = bench_generator(
+                    batch, setting, args.size, args.rounds, args.warmup, part == "generator", tuple(args.generator_forms)
+                )
                 print(_row([f"UNet {args.size}", str(batch), setting] + _cells(timings)), flush=True)
     print(f"# load at the end: {os.getloadavg()[0]:.2f}")
 

@@ -118,3 +118,16 @@ def test_export_traces_the_plain_transposed_convolution() -> None:
     program = torch.export.export(module, (torch.randn(1, 3, 4, 4),))
     targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
     assert targets == {"aten.conv_transpose2d.input"}, targets
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_inference_mode_forward_equals_conv_transpose2d(name: str, channels_last: bool) -> None:
+    x, weight, b = (t.detach() for t in _operands((2, 5, 7, 6), 3, True, torch.float64))
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        actual = FUNCTIONS[name](x, weight, b)
+        expected = F.conv_transpose2d(x, weight, b, stride=2, padding=1)
+    torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
+    assert actual.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)

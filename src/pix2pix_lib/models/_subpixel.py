@@ -113,9 +113,28 @@ def _conv2x2(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     kernel = _phase_kernels(weight).reshape(4 * out_channels, in_channels, 2, 2)
     conv_bias = None if bias is None else bias.repeat_interleave(4)
     y = F.conv2d(x, kernel, conv_bias, padding=1)  # (N, 4 * out, H + 1, W + 1)
+    if not y.requires_grad:
+        return _shifted_pixel_shuffle(x, y, height, width)
     grid = y.unflatten(1, (out_channels, 4))
     phases = [grid[:, :, 2 * ry + rx, ry : ry + height, rx : rx + width] for ry in (0, 1) for rx in (0, 1)]
     return _interleave(x, phases)
+
+
+def _shifted_pixel_shuffle(x: Tensor, y: Tensor, height: int, width: int) -> Tensor:
+    """``out[n, c, 2m + ry, 2k + rx] = y[n, 4c + 2ry + rx, m + ry, k + rx]`` in one strided copy
+    (a view of ``y`` that autograd would differentiate slowly: only without gradients)."""
+    n, channels4 = y.shape[:2]
+    s_n, s_c, s_h, s_w = y.stride()
+    source = y.as_strided(
+        (n, channels4 // 4, height, 2, width, 2),
+        (s_n, 4 * s_c, s_h, 2 * s_c + s_h, s_w, s_c + s_w),
+        y.storage_offset(),
+    )
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    out = torch.empty((n, channels4 // 4, 2 * height, 2 * width), dtype=y.dtype, device=y.device, memory_format=memory_format)
+    out.view(n, channels4 // 4, height, 2, width, 2).copy_(source)
+    return out
 
 
 def _phases(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -182,9 +201,11 @@ def _tracing() -> bool:
     return exporting or torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
 
 
-def auto_form(x: Tensor, out_channels: int) -> str | None:
-    """The form ``subpixel="auto"`` runs for input ``x``: where it was measured faster than
-    ``conv_transpose2d`` (docs/performance.md), else ``None`` (the plain transposed convolution)."""
+def auto_form(x: Tensor) -> str | None:
+    """The mode ``subpixel="auto"`` runs for input ``x``: a form where one was measured faster than
+    ``conv_transpose2d``, else ``None`` (the plain transposed convolution). So far ``None`` everywhere:
+    on the machine measured (2-core Zen 4, AVX-512 BF16, no AMX, torch 2.14) no form beat it in the
+    U-Net (docs/performance.md); name a mode explicitly to measure another machine (AMX, CUDA)."""
     return None
 
 
@@ -206,7 +227,7 @@ class SubpixelConvTranspose2d(nn.ConvTranspose2d):
     def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
         form = None
         if output_size is None and self.subpixel != "off" and not _tracing():
-            form = auto_form(input, self.out_channels) if self.subpixel == "auto" else self.subpixel
+            form = auto_form(input) if self.subpixel == "auto" else self.subpixel
         if form is None:
             return super().forward(input, output_size)
         if form.endswith("-forward"):

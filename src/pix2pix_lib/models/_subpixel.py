@@ -4,17 +4,22 @@ Output pixel ``(2m + ry, 2n + rx)`` of ``conv_transpose2d(x, w, stride=2, paddin
 the input pixels ``m - 1 .. m + 1`` (rows) and ``n - 1 .. n + 1`` (columns), through the kernel taps
 ``k = 3 + r - 2d`` for window offset ``d`` in ``0, 1, 2`` (taps outside ``0..3`` are zero): each of
 the four output phases ``(ry, rx)`` is a 2x2 convolution over the input padded by one pixel.
+:func:`subpixel_conv_transpose2d` computes it in one of three forms:
 
-* :func:`subpixel_conv_transpose2d` (``form="conv3x3"``) runs all four phases as ONE ordinary 3x3
-  convolution (padding 1) with ``4 * out`` channels, whose weight holds each phase's 2x2 sub-kernel
-  inside the 3x3 window, zeros elsewhere, followed by :func:`torch.nn.functional.pixel_shuffle`.
-  It does 9/4 of the transposed convolution's multiply-adds (the zeros), in one call.
-* ``form="phases"`` runs four 2x2 convolutions (no wasted multiply-adds) and interleaves them.
+* ``"conv2x2"``: ONE 2x2 convolution (padding 1) with ``4 * out`` channels; phase ``(ry, rx)`` is its
+  output shifted by ``(ry, rx)``. ``(H + 1)(W + 1) / HW`` of the multiply-adds.
+* ``"conv3x3"``: ONE 3x3 convolution (padding 1) with ``4 * out`` channels, each phase's 2x2
+  sub-kernel inside the 3x3 window (zeros elsewhere), then :func:`torch.nn.functional.pixel_shuffle`.
+  9/4 of the multiply-adds (the zeros).
+* ``"phases"``: four 2x2 convolutions over shifted windows of the padded input, interleaved.
 
-The weight is rearranged on every call from the ``ConvTranspose2d`` parameter ``(in, out, 4, 4)``,
-so parameters, state dicts and checkpoints keep the transposed layout; the gradient flows back
-through the rearrangement (a gather) into that parameter. Why and where this is used:
-docs/performance.md ("Transposed convolutions: the sub-pixel form").
+:func:`subpixel_forward_conv_transpose2d` runs a form's forward with ``conv_transpose2d``'s own
+backward kernels; :class:`SubpixelConvTranspose2d` is an ``nn.ConvTranspose2d`` that picks a mode.
+The weight is rearranged on every call from the ``ConvTranspose2d`` parameter ``(in, out, 4, 4)``
+(flips, reshapes and permutes, no gathers), so parameters, state dicts and checkpoints keep the
+transposed layout and the gradient flows back into that parameter. Measured on a Zen 4 CPU it did not
+pay in the U-Net, which keeps ``nn.ConvTranspose2d``: docs/performance.md ("Transposed
+convolutions: the sub-pixel form").
 """
 
 from __future__ import annotations
@@ -25,7 +30,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["SubpixelConvTranspose2d", "SubpixelForm", "SubpixelMode", "auto_form", "subpixel_conv_transpose2d", "subpixel_forward_conv_transpose2d", "subpixel_weight"]
+__all__ = [
+    "SUBPIXEL_FORMS",
+    "SUBPIXEL_MODES",
+    "SubpixelConvTranspose2d",
+    "SubpixelForm",
+    "SubpixelMode",
+    "auto_form",
+    "subpixel_conv_transpose2d",
+    "subpixel_forward_conv_transpose2d",
+    "subpixel_weight",
+]
 
 SubpixelForm = Literal["conv2x2", "conv3x3", "phases"]
 SUBPIXEL_FORMS: tuple[str, ...] = ("conv2x2", "conv3x3", "phases")
@@ -149,6 +164,7 @@ def _phases(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     ]
     return _interleave(x, phases)
 
+
 class _SubpixelForwardNativeBackward(torch.autograd.Function):
     """The sub-pixel forward with ``conv_transpose2d``'s own backward kernels (no weight rearranging,
     no interleave gradients): for layers where only the forward pass is faster in the sub-pixel form."""
@@ -214,8 +230,10 @@ class SubpixelConvTranspose2d(nn.ConvTranspose2d):
 
     Parameters, their names and shapes are those of ``nn.ConvTranspose2d`` (state dicts, checkpoints
     and exports are unchanged). ``subpixel``: ``"auto"`` (the measured choice, :func:`auto_form`),
-    ``"off"`` (always ``conv_transpose2d``) or a form of :func:`subpixel_conv_transpose2d`. Export,
-    tracing and ``torch.compile`` always see the plain ``conv_transpose2d``.
+    ``"off"`` (always ``conv_transpose2d``), a form of :func:`subpixel_conv_transpose2d`, or
+    ``"FORM-forward"`` (:func:`subpixel_forward_conv_transpose2d`: the form's forward,
+    ``conv_transpose2d``'s backward). Export, tracing and ``torch.compile`` always see the plain
+    ``conv_transpose2d``; so does a call with ``output_size``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, bias: bool = True, subpixel: SubpixelMode = "auto") -> None:

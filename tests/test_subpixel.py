@@ -131,3 +131,35 @@ def test_inference_mode_forward_equals_conv_transpose2d(name: str, channels_last
         expected = F.conv_transpose2d(x, weight, b, stride=2, padding=1)
     torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
     assert actual.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def test_benchmark_layer_shapes_are_the_unet_s() -> None:
+    """benchmarks/bench_subpixel.py derives the layer shapes itself: they must be the real model's."""
+    import importlib.util
+    from pathlib import Path
+
+    from pix2pix_lib.models import UNetGenerator
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_subpixel.py"
+    spec = importlib.util.spec_from_file_location("bench_subpixel", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    generator = UNetGenerator()
+    sides: dict[str, int] = {}
+    hooks = [
+        module.register_forward_hook(lambda m, inputs, _, name=name: sides.__setitem__(name, inputs[0].shape[-1]))
+        for name, module in generator.named_modules()
+        if isinstance(module, nn.ConvTranspose2d)
+    ]
+    with torch.no_grad():
+        generator.eval()(torch.zeros(1, 3, 256, 256))
+    for hook in hooks:
+        hook.remove()
+    actual = [
+        (name.removesuffix(".0"), module.in_channels, module.out_channels, sides[name])
+        for name, module in generator.named_modules()
+        if isinstance(module, nn.ConvTranspose2d)
+    ]
+    assert bench.unet_layers(256) == actual

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ..devices import DeviceLike, InferencePrecision, check_inference_precision
 from ..norm_modes import NormMode, check_norm_mode
 from ._images import ImageLike, Item, to_items
+from ._engines import check_engine
 from ._int8 import DEFAULT_MIN_PSNR_DB
 from ._runner import GeneratorRunner
 
@@ -107,6 +108,7 @@ def translate(
     calibration: ImageLike | Sequence[ImageLike] | None = None,
     min_psnr_db: float = DEFAULT_MIN_PSNR_DB,
     max_pixels: float | None = None,
+    engine: str = "auto",
 ) -> Any:
     """Translate one image or a list of images with a pix2pix generator; returns the same kind.
 
@@ -143,12 +145,16 @@ def translate(
         max_pixels: refuse any image with more pixels (checked from a file's header, before decoding);
             default :data:`DEFAULT_MAX_PIXELS` (64 megapixels), :data:`TILE_MAX_PIXELS` for ``"tile"``;
             ``float("inf")``: no bound. Pillow's decompression-bomb guard applies to files regardless.
+        engine: ``"auto"`` (the fastest engine on this machine that passes the parity gate, measured
+            once and remembered), ``"torch"``, ``"torch-compiled"``, ``"onnxruntime"`` or ``"openvino"``;
+            tiles run through it too (see docs/inference.md, "Engines").
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if size not in SIZE_MODES:
         raise ValueError(f"size={size!r} is not supported; choose one of {', '.join(SIZE_MODES)}")
     check_inference_precision(precision)  # checked before anything is loaded
+    check_engine(engine)
     if norm_mode is not None:
         check_norm_mode(norm_mode)
 
@@ -160,7 +166,7 @@ def translate(
     if not limit > 0:
         raise ValueError(f"max_pixels must be > 0 (float('inf') for no bound), got {max_pixels!r}")
     runner = GeneratorRunner(model, device=device, precision=precision, norm_mode=norm_mode, revision=revision,
-                             compile=compile, min_psnr_db=min_psnr_db)
+                             compile=compile, min_psnr_db=min_psnr_db, engine=engine)
     generator = runner.model
     in_channels = getattr(generator, "in_channels", None)
     out_channels = getattr(generator, "out_channels", None) or in_channels or 3

@@ -34,6 +34,7 @@ import torch
 from .._version import __version__
 from ..atomic_io import write_text_atomically
 from ..devices import precision_forward
+from ._compiled import GraphCache
 from ._engines import (
     _ENGINE_CLASSES, ENGINE_EXTRAS, Engine, EngineContext, EngineReport, TorchEngine, gate, make_engine, timed, warn_failed,
 )
@@ -62,6 +63,7 @@ AUTO_BUDGET_S = 0.5
 _FORMAT = 1
 _clock: Callable[[], float] = time.perf_counter  # tests replace it with a fake clock
 _memory: dict[str, str] = {}
+_VERDICTS = GraphCache(max_entries=1024)  # parity verdicts per model, weights version and shape (small)
 _lock = threading.Lock()
 
 
@@ -152,6 +154,7 @@ def clear_engine_choices(file: bool = True) -> None:
     """Forget ``auto``'s choices: in memory, and (``file``) the cache file."""
     with _lock:
         _memory.clear()
+        _VERDICTS.clear()
         path = cache_path()
         if file and path is not None:
             path.unlink(missing_ok=True)
@@ -224,8 +227,14 @@ class EngineForward:
         return precision_forward(c.model, x, c.device, "fp32")
 
     def _gated(self, engine: Engine, x: torch.Tensor) -> tuple[Engine, EngineReport]:
-        reference = None if engine.name == "torch" else self._reference(x)
-        report, _ = gate(engine, x, reference if reference is not None else x, self.min_psnr_db, _clock)
+        """``engine`` if it passes the gate on ``x`` (a verdict is cached with the graphs: once per process)."""
+        c = self.context
+        key = ("gate", engine.name, c.mode, c.precision, tuple(x.shape), self.min_psnr_db)
+        report = _VERDICTS.get(c.model, key)
+        if report is None:
+            reference = None if engine.name == "torch" else self._reference(x)
+            report, _ = gate(engine, x, reference if reference is not None else x, self.min_psnr_db, _clock)
+            _VERDICTS.put(c.model, key, report)
         self.reports.append(report)
         if not report.passed:
             warn_failed(report, stacklevel=5)

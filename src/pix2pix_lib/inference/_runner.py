@@ -202,6 +202,14 @@ class GeneratorRunner:
         return "torch" if isinstance(self._forward, EagerForward) else None
 
     @property
+    def engines_used(self) -> list[str]:
+        """The engines that served the batches so far (one per input shape; int8: empty)."""
+        if isinstance(self._forward, EngineForward):
+            return sorted({engine.name for engine in self._forward.chosen.values()})
+        name = self.chosen_engine(())
+        return [] if name is None else [name]
+
+    @property
     def int8_reports(self) -> list[Any]:
         """What int8's quality gate measured in this runner (empty unless ``precision="int8"``)."""
         return list(getattr(self._forward, "reports", []))

@@ -189,3 +189,37 @@ def test_the_graph_cache_is_bounded_least_recently_used_first() -> None:
     assert len(cache) == 2 and cache.get(b, "two") is None and cache.get(a, "one") == 1
     cache.clear()
     assert len(cache) == 0 and GRAPH_CACHE.max_entries >= 4
+
+
+# --- the same door: evaluate and the command line --------------------------------------------------------
+def test_evaluate_and_the_cli_pass_the_engine_through(tmp_path: Path, monkeypatch, fakes) -> None:
+    from PIL import Image
+
+    from pix2pix_lib.cli import main
+    from pix2pix_lib.evaluation import evaluate
+
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 2
+
+        def __getitem__(self, index: int) -> dict:
+            image = torch.rand(3, 32, 32) * 2 - 1
+            return {"A": image, "B": image}
+
+    monkeypatch.setenv("PIX2PIX_AUTO_ENGINES", "torch,fast")
+    result = evaluate(_tiny(), Pairs(), metrics=["mae"], progress=False, device="cpu", norm_mode="per_image")
+    assert result["engine"] == "fast"
+    assert evaluate(_tiny(), Pairs(), metrics=["mae"], progress=False, engine="torch")["engine"] == "torch"
+
+    folder = tmp_path / "model"
+    _tiny().save_pretrained(folder)
+    Image.new("RGB", (32, 32), (90, 30, 200)).save(tmp_path / "in.png")
+    seen = []
+    import pix2pix_lib.inference as inference
+
+    real = inference.translate
+    monkeypatch.setattr(inference, "translate", lambda *a, **k: seen.append(k["engine"]) or real(*a, **k))
+    args = ["translate", str(tmp_path / "in.png"), "--model", str(folder), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    assert main([*args, "--engine", "torch"]) == 0 and seen == ["torch"]
+    with pytest.raises(SystemExit):
+        main([*args, "--engine", "tensorrt"])

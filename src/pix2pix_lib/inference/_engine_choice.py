@@ -34,6 +34,7 @@ import torch
 from .._version import __version__
 from ..atomic_io import write_text_atomically
 from ..devices import precision_forward
+from ..models.onnx_generator import OnnxGenerator
 from ._compiled import GraphCache
 from ._engines import (
     _ENGINE_CLASSES, ENGINE_EXTRAS, Engine, EngineContext, EngineReport, TorchEngine, gate, make_engine, timed, warn_failed,
@@ -169,6 +170,8 @@ def auto_candidates(context: EngineContext) -> list[str]:
     if unknown:
         raise ValueError(f"{CANDIDATES_ENV}={text!r}: unknown engine(s) {', '.join(unknown)}; "
                          f"choose from {', '.join(_ENGINE_CLASSES)}")
+    if isinstance(context.model, OnnxGenerator):  # an ONNX file keeps running in onnxruntime
+        return ["torch"]
     graph_ok = context.device.type == "cpu" and context.mode in ("per_image", "running")
     names = [n for n in names if n == "torch" or (graph_ok and engine_installed(n))]
     return ["torch"] + [n for n in names if n != "torch"]  # torch always: the fallback

@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--compile", action="store_true", help="also run every setting under torch.compile (slow warm-up)")
     parser.add_argument("--tasks", default="train,infer", help="train, infer or both (default: train,infer)")
+    parser.add_argument(
+        "--engines", default="torch,torch-compiled,onnxruntime,openvino,auto",
+        help="translate rows per inference engine at the default precision, norm_mode per_image; '' for none "
+        "(default: torch,torch-compiled,onnxruntime,openvino,auto; auto's choice is marked)",
+    )
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default: 7; 2 with --quick)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations per contender (default: 2; 1 with --quick)")
     parser.add_argument("--image-size", type=int, default=256, help="square image side (default: 256)")
@@ -63,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         base_channels=args.base_channels,
         measure_memory=not args.no_memory,
         threads=args.threads,
+        engines=tuple(name.strip() for name in args.engines.split(",") if name.strip()),
         baseline_path=str(args.baseline_file) if args.baseline_file else None,
     )
     result = run_benchmark(config)

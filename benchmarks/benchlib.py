@@ -59,19 +59,23 @@ BASELINE = "baseline"
 class Setting:
     """One speed setting of the library: autocast precision, memory layout, ``torch.compile``."""
 
-    precision: Literal["fp32", "bf16", "int8"] = "fp32"  # int8: translate only (gated; see docs/inference.md)
+    precision: Literal["fp32", "bf16", "int8", "auto"] = "fp32"  # int8: translate only (gated; see docs/inference.md)
     channels_last: bool = False
     compile: bool = False
     autocast_only: bool = False
     """Training: bf16 through plain autocast (``TrainConfig.weight_copies=False``) instead of the default."""
+    engine: str | None = None
+    """Translate only: ``translate(engine=...)`` at the library's default precision; None: the ``torch`` engine."""
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16", "int8"):
+        if self.precision not in ("fp32", "bf16", "int8") and not (self.precision == "auto" and self.engine):
             raise ValueError(f"Setting.precision={self.precision!r} is invalid: expected 'fp32', 'bf16' or 'int8'")
 
     @property
     def name(self) -> str:
-        """Short label, e.g. ``"bf16+cl+compile"``."""
+        """Short label, e.g. ``"bf16+cl+compile"`` or ``"engine=openvino"``."""
+        if self.engine:
+            return f"engine={self.engine}"
         flags = ["cl"] * self.channels_last + ["compile"] * self.compile + ["autocast"] * self.autocast_only
         return "+".join([self.precision] + flags)
 
@@ -108,6 +112,9 @@ class BenchmarkConfig:
     threads: int | None = None
     """CPU threads for torch (``torch.set_num_threads``) during the run; None: torch's default."""
     progress_bar: bool = True
+    engines: tuple[str, ...] = ()
+    """Translate rows per inference engine (``translate(engine=...)``, default precision, per_image), e.g.
+    ``("torch", "onnxruntime", "openvino", "auto")``; ``auto``'s choice is marked in the table."""
 
     def validate(self) -> None:
         """Raise :class:`ValueError` naming the first option whose value is not allowed."""
@@ -162,6 +169,10 @@ class Measurement:
     gflops_per_s: float | None = None
     peak_memory_mib: float | None = None
     error: str | None = None
+    first_call_s: float | None = None
+    """Seconds of the first call (graph preparation, auto's measurement, oneDNN warm-up)."""
+    chosen_engine: str | None = None
+    """For ``engine=auto``: the engine it chose."""
 
     def summarise(self) -> None:
         if self.seconds:
@@ -282,6 +293,8 @@ def _build_translate(spec: _ContenderSpec, device: torch.device) -> tuple[Callab
 
     setting = spec.setting
     assert setting is not None
+    if setting.engine:
+        return _build_engine_translate(spec, device)
     memory_format = torch.channels_last if setting.channels_last else torch.contiguous_format
     generator, _ = _library_models(spec.config)
     generator = generator.to(device, memory_format=memory_format)
@@ -292,10 +305,34 @@ def _build_translate(spec: _ContenderSpec, device: torch.device) -> tuple[Callab
     def run() -> Any:
         return translate(
             images, model, device=device, size="native", batch_size=spec.batch_size, precision=setting.precision,
-            compile=True if setting.compile else None,
+            compile=True if setting.compile else None, engine="torch",
         )
 
     return run, "translate(size='native')"
+
+
+def _build_engine_translate(spec: _ContenderSpec, device: torch.device) -> tuple[Callable[[], Any], str]:
+    """``translate(engine=...)`` at the default precision, ``norm_mode="per_image"``, of a fixed random batch."""
+    from pix2pix_lib.inference import GeneratorRunner, translate
+
+    setting = spec.setting
+    assert setting is not None and setting.engine
+    model, _ = _library_models(spec.config)
+    model = model.to(device).eval()
+    images = (_random_images(spec.batch_size, spec.config.image_size, device, 1) + 1) / 2
+    options = dict(device=device, norm_mode="per_image", precision=setting.precision, engine=setting.engine)
+
+    def run() -> Any:
+        return translate(images, model, size="native", batch_size=spec.batch_size, **options)
+
+    def chosen() -> str | None:
+        """The engine serving this shape (after the first call: auto's remembered choice, re-gated)."""
+        runner = GeneratorRunner(model, **options)
+        runner(images)
+        return runner.chosen_engine(tuple(images.shape[1:]))
+
+    run.chosen = chosen  # type: ignore[attr-defined]
+    return run, f"translate(size='native', norm_mode='per_image', engine={setting.engine!r})"
 
 
 def _build(spec: _ContenderSpec, device: torch.device, baseline: ModuleType) -> tuple[Callable[[], Any], str]:
@@ -413,6 +450,7 @@ def _environment(device: torch.device) -> dict[str, Any]:
 def _specs(config: BenchmarkConfig) -> list[list[_ContenderSpec]]:
     """Groups of contenders that alternate with each other: one per (task, batch size)."""
     groups = []
+    engines = tuple(Setting("auto", engine=name) for name in config.engines)
     for task in config.tasks:
         sizes = config.train_batch_sizes if task == "train" else config.infer_batch_sizes
         for batch_size in sizes:
@@ -420,7 +458,7 @@ def _specs(config: BenchmarkConfig) -> list[list[_ContenderSpec]]:
                 [_ContenderSpec(task, batch_size, None, config)]
                 + [
                     _ContenderSpec(task, batch_size, setting, config)
-                    for setting in config.settings
+                    for setting in config.settings + (engines if task == "infer" else ())
                     if task != "train" or setting.precision != "int8"  # int8 is for inference only
                 ]
             )
@@ -434,10 +472,19 @@ def run_benchmark(config: BenchmarkConfig | None = None) -> BenchmarkResult:
     threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    # engine="auto" measures afresh, in a cache file of this run (children inherit the variable)
+    saved = os.environ.get("PIX2PIX_ENGINE_CACHE")
+    cache = tempfile.TemporaryDirectory(prefix="pix2pix-bench-engines-")
+    os.environ["PIX2PIX_ENGINE_CACHE"] = os.path.join(cache.name, "engines.json")
     try:
         return _run(config)
     finally:
         torch.set_num_threads(threads)
+        if saved is None:
+            os.environ.pop("PIX2PIX_ENGINE_CACHE", None)
+        else:
+            os.environ["PIX2PIX_ENGINE_CACHE"] = saved
+        cache.cleanup()
 
 
 def _run(config: BenchmarkConfig) -> BenchmarkResult:
@@ -461,10 +508,15 @@ def _run(config: BenchmarkConfig) -> BenchmarkResult:
                 run, measurement.implementation = _build(spec, device, baseline)
                 if spec.setting is None and config.measure_flops:
                     gflop = _count_gflop(run)
-                for _ in range(config.warmup):
+                for index in range(config.warmup):
+                    start = time.perf_counter()
                     run()
+                    _synchronize(device)
+                    if index == 0:
+                        measurement.first_call_s = time.perf_counter() - start
                     bar.update()
-                _synchronize(device)
+                if hasattr(run, "chosen") and spec.setting is not None and spec.setting.engine == "auto":
+                    measurement.chosen_engine = run.chosen()
                 runs[spec.name] = run
             except Exception as error:  # one broken setting must not lose the others
                 measurement.error = f"{type(error).__name__}: {error}"
@@ -513,26 +565,48 @@ def format_table(result: BenchmarkResult) -> str:
         f"CPU capability detected: AVX-512 BF16 {'yes' if env.get('cpu_avx512_bf16') else 'no'}, "
         f"AMX {'yes' if env.get('cpu_amx') else 'no'}; bf16 is the fast precision: {'yes' if env.get('fast_bf16') else 'no'}",
         "",
-        "| task | batch | contender | median ms | min ms | images/s | x baseline time | CPU ms | x baseline CPU | GFLOP/s | peak MiB |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| task | batch | contender | median ms | min ms | images/s | x baseline time | CPU ms | x baseline CPU | GFLOP/s "
+        "| peak MiB | first call s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    chosen = {(m.task, m.batch_size): m.chosen_engine for m in result.measurements if m.chosen_engine}
 
     def number(value: float | None, digits: int) -> str:
         return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
     for m in result.measurements:
         if m.error and not m.seconds:
-            lines.append(f"| {m.task} | {m.batch_size} | {m.contender} | failed | | | | | | | |")
+            lines.append(f"| {m.task} | {m.batch_size} | {m.contender} | failed | | | | | | | | |")
             continue
+        name = m.contender
+        if m.chosen_engine:
+            name += f" -> {m.chosen_engine}"
+        elif chosen.get((m.task, m.batch_size)) and m.contender == f"engine={chosen[m.task, m.batch_size]}":
+            name += " **(auto's choice)**"
         lines.append(
-            f"| {m.task} | {m.batch_size} | {m.contender} | {number(m.median_s * 1e3, 1)} | {number(m.min_s * 1e3, 1)} "
+            f"| {m.task} | {m.batch_size} | {name} | {number(m.median_s * 1e3, 1)} | {number(m.min_s * 1e3, 1)} "
             f"| {number(m.images_per_s, 2)} | {number(m.ratio_to_baseline, 2)} "
             f"| {number(m.median_cpu_s * 1e3, 1)} | {number(m.cpu_ratio_to_baseline, 2)} | {number(m.gflops_per_s, 1)} "
-            f"| {number(m.peak_memory_mib, 0)} |"
+            f"| {number(m.peak_memory_mib, 0)} | {number(m.first_call_s, 2)} |"
         )
+    lines += _auto_summary(result)
     notes = sorted({f"{m.contender}: {m.implementation}" for m in result.measurements if m.contender != BASELINE})
     errors = [f"{m.task} batch {m.batch_size} {m.contender}: {m.error}" for m in result.measurements if m.error]
     return "\n".join(lines + ["", "implementations: " + "; ".join(notes)] + (["errors:"] + errors if errors else []))
+
+
+def _auto_summary(result: BenchmarkResult) -> list[str]:
+    """Per batch size: auto's median against the fastest engine row of the same run (target: within 10 %)."""
+    lines = []
+    for auto in (m for m in result.measurements if m.contender == "engine=auto" and m.seconds):
+        rows = [m for m in result.measurements if m.task == auto.task and m.batch_size == auto.batch_size
+                and m.contender.startswith("engine=") and m.contender != "engine=auto" and m.seconds]
+        if rows:
+            fastest = min(rows, key=lambda m: m.median_s)
+            lines.append(f"batch {auto.batch_size}: auto chose {auto.chosen_engine}; its median is "
+                         f"{auto.median_s / fastest.median_s:.2f}x the fastest engine row ({fastest.contender}, "
+                         f"{fastest.median_s * 1e3:.1f} ms)")
+    return [""] + lines if lines else []
 
 
 def parse_settings(text: str, compile: bool = False) -> tuple[Setting, ...]:

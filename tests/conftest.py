@@ -7,6 +7,10 @@ import os
 # Fail loudly instead of reaching the Hugging Face Hub if some code path forgets a stand-in.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# translate(engine="auto") would export and time onnxruntime / OpenVINO graphs for every new model
+# (seconds each) and remember choices in the user's cache: tests that want that opt in (test_engines.py).
+os.environ["PIX2PIX_AUTO_ENGINES"] = "torch"
+os.environ["PIX2PIX_ENGINE_CACHE"] = "off"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

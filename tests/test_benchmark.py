@@ -84,7 +84,7 @@ def test_bench_script_quick_writes_json(tmp_path: Path, capsys: pytest.CaptureFi
     out = tmp_path / "bench.json"
     code = main(
         ["--quick", "--device", "cpu", "--no-memory", "--tasks", "infer", "--infer-batch-sizes", "1",
-         "--settings", "fp32+cl", "--json", str(out), *TINY]
+         "--settings", "fp32+cl", "--engines", "", "--json", str(out), *TINY]
     )
     assert code == 0
     printed = capsys.readouterr().out
@@ -135,3 +135,14 @@ def test_pix2pix_bench_points_to_the_script(capsys: pytest.CaptureFixture[str]) 
 
     assert pix2pix(["bench", "--quick"]) == 2
     assert "benchmarks/bench.py" in capsys.readouterr().err
+
+
+def test_engine_rows_mark_autos_choice() -> None:
+    # conftest limits auto to torch: the choice is known, the rows and the mark are what is tested
+    config = tiny_config(tasks=("infer",), settings=(Setting("fp32", False),), engines=("torch", "auto"), rounds=1)
+    result = run_benchmark(config)
+    rows = {m.contender: m for m in result.measurements}
+    assert set(rows) == {"baseline", "fp32", "engine=torch", "engine=auto"}
+    assert rows["engine=auto"].chosen_engine == "torch" and rows["engine=torch"].first_call_s is not None
+    table = format_table(result)
+    assert "engine=torch **(auto's choice)**" in table and "auto chose torch" in table

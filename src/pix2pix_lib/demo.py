@@ -33,6 +33,7 @@ from .data.image_io import IMAGE_EXTENSIONS, ImageLoadError, read_image
 from .devices import DeviceLike
 from .extras import require
 from .inference import SIZE_MODES, translate
+from .inference._engines import check_engine
 from .models.hub import is_repo_id
 from .models.state_dict import CheckpointError
 from .models.task import TaskMetadata
@@ -141,7 +142,7 @@ def example_images() -> list[Path]:
 
 
 # --- the app ------------------------------------------------------------------------------------------
-def _translate_function(model: nn.Module, max_pixels: int, error: type[Exception]) -> Callable[..., Any]:
+def _translate_function(model: nn.Module, max_pixels: int, error: type[Exception], engine: str = "auto") -> Callable[..., Any]:
     lock = threading.Lock()  # translate() switches the model's norm layers: one request at a time
 
     def translate_upload(image: str | None, size_mode: str, norm_mode: str) -> Image.Image:
@@ -158,7 +159,7 @@ def _translate_function(model: nn.Module, max_pixels: int, error: type[Exception
             raise error(str(bad)) from None
         try:
             with lock:
-                return translate(decoded, model, size=size_mode, norm_mode=norm_mode)  # type: ignore[arg-type]
+                return translate(decoded, model, size=size_mode, norm_mode=norm_mode, engine=engine)  # type: ignore[arg-type]
         except (ValueError, RuntimeError) as failed:  # e.g. channels the model cannot take, out of memory
             raise error(f"{Path(image).name}: translation failed: {failed}") from None
 
@@ -172,6 +173,7 @@ def build_demo(
     title: str | None = None,
     device: DeviceLike = "auto",
     revision: str | None = None,
+    engine: str = "auto",
 ) -> gradio.Blocks:
     """A Gradio app that translates uploaded images with ``model``; call ``.launch()`` on it.
 
@@ -181,6 +183,8 @@ def build_demo(
         max_pixels: uploads with more pixels (width x height, read from the header) are refused.
         title: page heading and browser tab title (default: "pix2pix demo: MODEL").
         device, revision: passed to ``load_pretrained`` when ``model`` is not a module.
+        engine: who runs the generator, as in :func:`~pix2pix_lib.translate` (``"auto"``: measured on
+            the first request of each size mode and remembered; see docs/inference.md).
 
     Raises:
         ImportError: gradio is not installed (the message names the ``demo`` extra).
@@ -196,7 +200,8 @@ def build_demo(
         name = path.resolve().name if path.exists() else os.fspath(model)  # no server paths on the page
     title = title or f"pix2pix demo: {name}"
     task = getattr(generator, "task", None)
-    translate_upload = _translate_function(generator, max_pixels, gr.Error)
+    check_engine(engine)
+    translate_upload = _translate_function(generator, max_pixels, gr.Error, engine)
 
     def preview(image: str | None) -> Image.Image | None:
         if not image:
@@ -247,6 +252,7 @@ def serve(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     title: str | None = None,
     device: DeviceLike = "auto",
+    engine: str = "auto",
 ) -> int:
     """What ``pix2pix serve`` runs: build the demo for ``model`` and serve it until Ctrl-C.
 
@@ -262,7 +268,7 @@ def serve(
         print(f"pix2pix serve: --max-pixels must be at least {MIN_SIDE * MIN_SIDE}, got {max_pixels}", file=sys.stderr)
         return 1
     try:
-        blocks = build_demo(model, max_pixels=max_pixels, title=title, device=device)
+        blocks = build_demo(model, max_pixels=max_pixels, title=title, device=device, engine=engine)
     except (FileNotFoundError, ValueError, CheckpointError) as error:
         print(f"pix2pix serve: --model {model}: {error}", file=sys.stderr)
         return 1

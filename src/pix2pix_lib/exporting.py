@@ -51,6 +51,9 @@ __all__ = [
     "ExportFormat",
     "ExportMismatchError",
     "export",
+    "cpu_float32",
+    "onnx_bytes",
+    "trace_in_mode",
 ]
 
 ExportFormat = Literal["onnx", "pt2"]
@@ -91,14 +94,35 @@ def _trace(generator: nn.Module, example: torch.Tensor, dynamic: bool) -> torch.
         return torch.export.export(generator, (example,), dynamic_shapes=({**dims},) if dynamic else None)
 
 
-def _save_onnx(program: torch.export.ExportedProgram, example: torch.Tensor, metadata: dict[str, str], path: Path) -> None:
+def trace_in_mode(generator: nn.Module, mode: str, example: torch.Tensor, dynamic: bool = True) -> torch.export.ExportedProgram:
+    """``generator`` (float32, on the CPU) captured in norm ``mode``; with ``dynamic``: any N, H and W.
+
+    The capture :func:`export` writes to files, also used by the inference engines
+    (:mod:`pix2pix_lib.inference._engines`), so there is one export path.
+    """
+    with inference_norm(generator, mode), torch.no_grad():  # type: ignore[arg-type]
+        return _trace(generator, example, dynamic)
+
+
+def _onnx_program(program: torch.export.ExportedProgram, example: torch.Tensor, metadata: dict[str, str]) -> Any:
     onnx_program = torch.onnx.export(
         program, (example,), dynamo=True, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False
     )
     assert onnx_program is not None
     onnx_program.model.metadata_props.update(metadata)
     onnx_program.model.producer_name = "pix2pix_lib"
-    onnx_program.save(path, external_data=False)  # one self-contained file (fine below 2 GB)
+    return onnx_program
+
+
+def onnx_bytes(program: torch.export.ExportedProgram, example: torch.Tensor, metadata: dict[str, str] | None = None) -> bytes:
+    """The ONNX model of ``program`` (from :func:`trace_in_mode`) in memory, as :func:`export` would write it."""
+    _require_onnx()
+    return _onnx_program(program, example, metadata or {}).model_proto.SerializeToString()
+
+
+def _save_onnx(program: torch.export.ExportedProgram, example: torch.Tensor, metadata: dict[str, str], path: Path) -> None:
+    # one self-contained file (fine below 2 GB)
+    _onnx_program(program, example, metadata).save(path, external_data=False)
 
 
 def _save_pt2(program: torch.export.ExportedProgram, metadata: dict[str, str], path: Path) -> None:
@@ -145,7 +169,7 @@ def _check_output(format: str, path: Path, out: Path, image: torch.Tensor, expec
     return difference
 
 
-def _cpu_float32(generator: nn.Module) -> nn.Module:
+def cpu_float32(generator: nn.Module) -> nn.Module:
     """``generator`` itself if it is already float32 on the CPU, else a converted copy (the caller's stays put)."""
     tensors = [*generator.parameters(), *generator.buffers()]
     if all(t.device.type == "cpu" and (t.dtype == torch.float32 or not t.is_floating_point()) for t in tensors):
@@ -205,15 +229,15 @@ def export(
     if not isinstance(in_channels, int):
         raise ValueError(f"export needs a generator with an int `in_channels` attribute; {type(generator).__name__} has none")
     task = replace(getattr(generator, "task", None) or TaskMetadata(), recommended_norm_mode=mode)
-    generator = _cpu_float32(generator)
+    generator = cpu_float32(generator)
 
     trace_shape = (2, example_size, example_size) if dynamic else (1, example_size, example_size)
     # Checked at an odd size (not a multiple of the U-Net's) and another batch size, unless the shape is fixed.
     check_shape = (1, example_size + 44, example_size + 196) if dynamic else trace_shape
     example = _random_input(task, in_channels, trace_shape, seed=0)
     image = _random_input(task, in_channels, check_shape, seed=1)
+    program = trace_in_mode(generator, mode, example, dynamic)
     with inference_norm(generator, mode), torch.no_grad():  # type: ignore[arg-type]
-        program = _trace(generator, example, dynamic)
         expected = generator(image).numpy().astype(np.float64)
 
     info: dict[str, Any] = {

@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "UsageError",
+    "add_engine",
     "add_threads",
     "apply_threads",
     "choice",
@@ -136,6 +137,17 @@ def choice(values: Sequence[str]) -> Callable[[str], str]:
 
 
 # --- threads ----------------------------------------------------------------------------------------
+def add_engine(parser: argparse.ArgumentParser) -> None:
+    """``--engine``: who runs the generator (the ``engine`` argument of translate/evaluate; docs/inference.md)."""
+    from ..inference import ENGINES
+
+    parser.add_argument(
+        "--engine", choices=ENGINES, default="auto",
+        help="who runs the generator: auto (the fastest here that matches PyTorch float32, measured once and "
+        "remembered), torch, torch-compiled, onnxruntime or openvino (default: auto)",
+    )
+
+
 def add_threads(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: CPU threads for torch's operators (see docs/performance.md)."""
     parser.add_argument(

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..norm_modes import DETERMINISTIC_NORM_MODES
-from ._options import UsageError, add_threads, port, positive_int
+from ._options import UsageError, add_engine, add_threads, port, positive_int
 from .model_flags import add_verify_flag
 
 __all__ = ["add_export", "add_serve"]
@@ -77,6 +77,7 @@ def add_serve(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     add_threads(parser)
+    add_engine(parser)
     parser.add_argument("--title", default=None, help="page title (default: pix2pix demo: MODEL)")
     add_verify_flag(parser)
     parser.add_argument(
@@ -92,7 +93,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     max_pixels = demo.DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
     if args.write_space is None:
         return demo.serve(
-            args.model, host=args.host, port=args.port, max_pixels=max_pixels, title=args.title, device=args.device
+            args.model, host=args.host, port=args.port, max_pixels=max_pixels, title=args.title, device=args.device,
+            engine=args.engine,
         )
     folder = demo.write_space(args.write_space, args.model, title=args.title, max_pixels=max_pixels)
     print(f"wrote a Space for {args.model} in {folder}: upload it with huggingface-cli upload --repo-type space OWNER/NAME {folder}")

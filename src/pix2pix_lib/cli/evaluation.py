@@ -10,7 +10,7 @@ from ..metrics import DEFAULT_METRICS, METRICS
 from ..models.task import DIRECTIONS
 from ..norm_modes import NORM_MODES
 from ._options import (
-    UsageError, add_threads, non_negative_int, paired_dataset, positive_float, positive_int,
+    UsageError, add_engine, add_threads, non_negative_int, paired_dataset, positive_float, positive_int,
 )  # fmt: skip
 from .model_flags import add_verify_flag
 
@@ -45,6 +45,7 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
         "--precision", choices=PRECISIONS, default="auto",
         help="the generator's autocast, as in translate (default: auto = bf16 where it is fast, else fp32)",
     )
+    add_engine(parser)
     parser.add_argument("--num-workers", type=non_negative_int, default=0, help="DataLoader workers (default: 0)")
     parser.add_argument(
         "--max-report-images", type=non_negative_int, default=500, help="embed images for this many worst rows (default: 500)"
@@ -81,12 +82,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         out_dir=args.out,
         norm_mode=args.norm_mode,
         precision=args.precision,
+        engine=args.engine,
         num_workers=args.num_workers,
         max_report_images=args.max_report_images,
         save_images=args.save_images,
     )
     means = ", ".join(f"{name} {value:.4f}" for name, value in result["metrics"].items())
-    print(f"{result['num_images']} images ({direction}, norm {result['norm_mode']}, {result['precision']}) "
+    print(f"{result['num_images']} images ({direction}, norm {result['norm_mode']}, {result['precision']}, "
+          f"engine {result['engine']}) "
           f"in {result['seconds']:.1f} s: {means}")
     for path in result["files"].values():
         print(f"wrote {path}")

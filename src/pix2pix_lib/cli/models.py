@@ -13,7 +13,7 @@ from ..devices import INFERENCE_PRECISIONS
 from ..inference import SIZE_MODES
 from ..models.task import DIRECTIONS
 from ..norm_modes import NORM_MODES
-from ._options import UsageError, add_threads, non_negative_int, pixel_bound, positive_int
+from ._options import UsageError, add_engine, add_threads, non_negative_int, pixel_bound, positive_int
 from .model_flags import add_verify_flag
 
 __all__ = ["add_convert", "add_download", "add_translate"]
@@ -58,6 +58,7 @@ def add_translate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--compile", action="store_true", help="a compiled graph per image size: slow first batch, faster after"
     )
+    add_engine(parser)
     parser.add_argument(
         "--on-error", choices=("skip", "raise"), default="skip",
         help="an image that cannot be read: skip (default) warns, translates the rest and exits with status 2 "
@@ -186,6 +187,7 @@ def _run_translate(args: argparse.Namespace) -> int:
     options = dict(
         size=args.size, image_size=args.image_size, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
         batch_size=args.batch_size, norm_mode=args.norm_mode, precision=args.precision, compile=args.compile or None,
+        engine=args.engine,
         max_pixels=args.max_pixels,
     )
     skipped: list[Path] = []

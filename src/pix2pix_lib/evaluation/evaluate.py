@@ -102,6 +102,7 @@ def evaluate(
     max_report_images: int | None = 500,
     save_images: bool = False,
     progress: bool = True,
+    engine: str = "auto",
 ) -> dict[str, Any]:
     """Translate every input of ``dataset`` with ``generator`` and score it against the target.
 
@@ -135,10 +136,12 @@ def evaluate(
             ``out_dir/images/generated`` and ``out_dir/images/target`` (same names, same processing),
             ready for ``pix2pix study --real .../target --fake .../generated``.
         progress: show a tqdm progress bar.
+        engine: who runs the generator, as in :func:`~pix2pix_lib.translate`: ``"auto"`` (measured,
+            gated against float32), ``"torch"``, ``"torch-compiled"``, ``"onnxruntime"`` or ``"openvino"``.
 
     Returns:
         ``{"metrics": {name: dataset mean}, "per_image": [{"index", "path", name: value, ...}],
-        "num_images", "skipped", "direction", "norm_mode", "precision", "device", "seconds", "images_per_second",
+        "num_images", "skipped", "direction", "norm_mode", "precision", "engine", "device", "seconds", "images_per_second",
         "metric_names", "files"}``. Means are means of per-image values (PSNR is averaged per image).
     """
     names = M.check_metric_names(metrics)
@@ -161,7 +164,7 @@ def evaluate(
         raise ValueError(f"precision={precision!r} is not supported by evaluate(); choose one of {', '.join(PRECISIONS)}")
     direction = _check_direction(generator, dataset)
     # device, autocast, channels-last, norm mode and pixel ranges: the same owner as translate()
-    runner = GeneratorRunner(generator, device=device, precision=precision, norm_mode=norm_mode)
+    runner = GeneratorRunner(generator, device=device, precision=precision, norm_mode=norm_mode, engine=engine)
     input_range, output_range = runner.input_range, runner.output_range
     data_range: PixelRange = getattr(dataset, "value_range", output_range)
     run_device = runner.device
@@ -271,6 +274,7 @@ def evaluate(
         "direction": direction,
         "norm_mode": mode,
         "precision": runner.float_precision,
+        "engine": ",".join(runner.engines_used) or engine,
         "device": str(run_device),
         "seconds": seconds,
         "images_per_second": len(rows) / seconds if seconds > 0 else float("inf"),

@@ -13,7 +13,9 @@ optimizer step or ``load_state_dict`` makes the old graph stale).
 
 from __future__ import annotations
 
+import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -68,29 +70,60 @@ def _weights_version(model: nn.Module) -> tuple[tuple[int, int], ...]:
 
 
 class GraphCache:
-    """Graphs (or refusals) per model object, keyed on anything hashable plus the weights' version."""
+    """Graphs (or refusals) per model object, keyed on anything hashable plus the weights' version.
 
-    def __init__(self) -> None:
+    Bounded: at most :attr:`max_entries` entries over all models, the least recently used dropped
+    first (a packed graph of the paper U-Net holds its own ~220 MB copy of the weights).
+    """
+
+    def __init__(self, max_entries: int = 8) -> None:
+        self.max_entries = max_entries
         self._graphs: weakref.WeakKeyDictionary[nn.Module, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
+        self._order: OrderedDict[tuple[int, Hashable], weakref.ref[nn.Module]] = OrderedDict()
+        self._lock = threading.RLock()
 
     def get(self, model: nn.Module, key: Hashable) -> Any:
         """The entry stored for ``model`` and ``key`` with the model's current weights, else None."""
-        return self._graphs.get(model, {}).get((key, _weights_version(model)))
+        full = (key, _weights_version(model))
+        with self._lock:
+            value = self._graphs.get(model, {}).get(full)
+            if value is not None:
+                self._order.move_to_end((id(model), full), last=True)
+            return value
 
     def put(self, model: nn.Module, key: Hashable, value: Any) -> Any:
-        """Store ``value``; entries for older versions of the weights are dropped."""
+        """Store ``value``; entries for older versions of the weights are dropped, then the least recently used."""
         version = _weights_version(model)
-        entries = {k: v for k, v in self._graphs.get(model, {}).items() if k[1] == version}
-        entries[(key, version)] = value
-        self._graphs[model] = entries
+        with self._lock:
+            old = self._graphs.get(model, {})
+            for stale in [k for k in old if k[1] != version]:
+                self._order.pop((id(model), stale), None)
+            entries = {k: v for k, v in old.items() if k[1] == version}
+            entries[(key, version)] = value
+            self._graphs[model] = entries
+            self._order[(id(model), (key, version))] = weakref.ref(model)
+            self._order.move_to_end((id(model), (key, version)), last=True)
+            self._evict()
         return value
 
+    def _evict(self) -> None:
+        for dead in [k for k, ref in self._order.items() if ref() is None]:
+            del self._order[dead]
+        while len(self._order) > max(self.max_entries, 0):
+            (_, full), ref = self._order.popitem(last=False)
+            owner = ref()
+            if owner is not None:
+                self._graphs.get(owner, {}).pop(full, None)
+
     def __len__(self) -> int:
-        return sum(len(entries) for entries in self._graphs.values())
+        with self._lock:
+            return sum(len(entries) for entries in self._graphs.values())
 
     def clear(self) -> None:
         """Forget every graph (e.g. to free memory)."""
-        self._graphs.clear()
+        with self._lock:
+            self._graphs.clear()
+            self._order.clear()
 
 
 #: The process-wide cache of translate()'s compiled and int8 graphs; ``GRAPH_CACHE.clear()`` frees them.

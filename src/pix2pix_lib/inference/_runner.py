@@ -38,6 +38,9 @@ from ..devices import (
 from ..norm_modes import NormMode, check_norm_mode, inference_norm, resolve_norm_mode
 from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, from_unit, to_unit
 from ..pretrained import load_pretrained
+from ._compiled import CompiledForward, EagerForward
+from ._engine_choice import EngineForward, auto_candidates
+from ._engines import MIN_PARITY_DB, EngineContext, EngineName, EngineReport, check_engine
 from ._int8 import DEFAULT_MIN_PSNR_DB, select_forward
 
 __all__ = ["GeneratorRunner", "uses_channels_last"]
@@ -68,7 +71,12 @@ class GeneratorRunner:
             or a device name or :class:`torch.device`.
         precision: ``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"int8"`` (gated; see :mod:`._int8`).
         norm_mode: ``"running"``, ``"per_image"`` or ``"paper"``; default: the model's recommendation.
-        compile: a frozen inductor graph per input shape (default: only for int8).
+        compile: a frozen inductor graph per input shape (default: only for int8); ``engine="torch-compiled"``
+            does the same with the parity gate.
+        engine: who runs the float forward (:mod:`._engines`): ``"auto"`` (measured per machine and
+            shape, see :mod:`._engine_choice`), ``"torch"``, ``"torch-compiled"``, ``"onnxruntime"`` or
+            ``"openvino"``. Engines other than ``"torch"`` are gated against PyTorch float32 on the
+            first batch of each shape (>= 40 dB) and fall back to ``"torch"`` with a warning.
         calibration: [0, 1] ``(C, H, W)`` images for int8's calibration (default: the first batch).
         min_psnr_db: int8's quality gate against float32.
         revision: Hub revision when ``model`` is a name or repo id.
@@ -94,8 +102,14 @@ class GeneratorRunner:
         calibration: Sequence[torch.Tensor] = (),
         min_psnr_db: float = DEFAULT_MIN_PSNR_DB,
         revision: str | None = None,
+        engine: EngineName | str = "auto",
     ) -> None:
         check_inference_precision(precision)
+        self.engine = check_engine(engine)
+        if precision == "int8" and engine not in ("auto", "torch"):
+            raise ValueError(f"precision='int8' runs through PyTorch (PT2E); engine={engine!r} cannot be combined with it")
+        if compile and engine not in ("auto", "torch", "torch-compiled"):
+            raise ValueError(f"compile=True is the 'torch-compiled' engine; it cannot be combined with engine={engine!r}")
         if norm_mode is not None:
             check_norm_mode(norm_mode)
         self.model, self.device, loaded = _place(model, device, revision)
@@ -114,8 +128,24 @@ class GeneratorRunner:
         self.calibrate(calibration)
         self._sessions = threading.local()
 
+    def _float_forward(self) -> Any:
+        """The float forward of :attr:`engine` (``compile=True`` keeps its ungated compiled graph)."""
+        engine = self.engine
+        if engine == "torch" or (engine == "auto" and self._options["compile"]):
+            if self._options["compile"]:
+                return CompiledForward(self.model, self.device, self.float_precision, self.norm_mode)
+            return EagerForward(self.model, self.device, self.float_precision)
+        context = EngineContext(self.model, self.device, self.float_precision, self.norm_mode,
+                                self.input_range, self.output_range)
+        if engine == "auto" and auto_candidates(context) == ["torch"]:
+            return EagerForward(self.model, self.device, self.float_precision)
+        return EngineForward(context, engine, MIN_PARITY_DB)
+
     def calibrate(self, images: Sequence[torch.Tensor]) -> None:
         """Use ``images`` ([0, 1] ``(C, H, W)`` tensors) to calibrate int8; call before the first batch."""
+        if self.precision != "int8":
+            self._forward = self._float_forward()
+            return
         self._forward = select_forward(
             self.model, self.device, "int8" if self.precision == "int8" else self.float_precision, self.norm_mode,
             calibration=list(images), input_range=self.input_range, output_range=self.output_range, **self._options,
@@ -123,7 +153,7 @@ class GeneratorRunner:
 
     def __repr__(self) -> str:
         return (f"GeneratorRunner({type(self.model).__name__}, device={str(self.device)!r}, precision={self.precision!r}, "
-                f"norm_mode={self.norm_mode!r}, channels_last={self.channels_last})")
+                f"norm_mode={self.norm_mode!r}, channels_last={self.channels_last}, engine={self.engine!r})")
 
     @contextmanager
     def session(self) -> Iterator[GeneratorRunner]:
@@ -155,6 +185,29 @@ class GeneratorRunner:
         """``x01`` (N, C, H, W) in [0, 1] -> float32 output in [0, 1] (clamped), on :attr:`device`."""
         y = self.run(from_unit(x01.to(self.device, non_blocking=True), self.input_range))
         return to_unit(y, self.output_range).clamp_(0, 1)
+
+    @property
+    def engine_reports(self) -> list[EngineReport]:
+        """What the engines measured in this runner: preparation, parity, timings, which was chosen per shape."""
+        return list(getattr(self._forward, "reports", [])) if isinstance(self._forward, EngineForward) else []
+
+    def chosen_engine(self, shape: Sequence[int]) -> str | None:
+        """The engine serving inputs of sample ``shape`` (C, H, W), once a batch of it has run; None before."""
+        chosen = getattr(self._forward, "chosen", None)
+        if isinstance(self._forward, EngineForward):
+            engine = chosen.get(tuple(shape)) if chosen else None
+            return None if engine is None else engine.name
+        if isinstance(self._forward, CompiledForward):
+            return "torch-compiled"
+        return "torch" if isinstance(self._forward, EagerForward) else None
+
+    @property
+    def engines_used(self) -> list[str]:
+        """The engines that served the batches so far (one per input shape; int8: empty)."""
+        if isinstance(self._forward, EngineForward):
+            return sorted({engine.name for engine in self._forward.chosen.values()})
+        name = self.chosen_engine(())
+        return [] if name is None else [name]
 
     @property
     def int8_reports(self) -> list[Any]:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from ..devices import DeviceLike, InferencePrecision, check_inference_precision
 from ..norm_modes import NormMode, check_norm_mode
 from ._images import ImageLike, Item, to_items
+from ._engines import check_engine
 from ._int8 import DEFAULT_MIN_PSNR_DB
 from ._runner import GeneratorRunner
 
@@ -108,6 +109,7 @@ def translate(
     min_psnr_db: float = DEFAULT_MIN_PSNR_DB,
     max_pixels: float | None = None,
     out: str | os.PathLike[str] | None = None,
+    engine: str = "auto",
 ) -> Any:
     """Translate one image or a list of images with a pix2pix generator; returns the same kind.
 
@@ -151,12 +153,16 @@ def translate(
             file and renamed) and return its path; memory is bounded by a strip of tiles, not the scene, and
             ``max_pixels`` does not apply. A scene without georeference gives a plain TIFF and a warning.
             Needs the ``geo`` extra (rasterio).
+        engine: ``"auto"`` (the fastest engine on this machine that passes the parity gate, measured
+            once and remembered), ``"torch"``, ``"torch-compiled"``, ``"onnxruntime"`` or ``"openvino"``;
+            tiles run through it too (see docs/inference.md, "Engines").
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if size not in SIZE_MODES:
         raise ValueError(f"size={size!r} is not supported; choose one of {', '.join(SIZE_MODES)}")
     check_inference_precision(precision)  # checked before anything is loaded
+    check_engine(engine)
     if norm_mode is not None:
         check_norm_mode(norm_mode)
 
@@ -170,7 +176,7 @@ def translate(
     if out is not None and (not single or not isinstance(image, (str, os.PathLike)) or size != "tile"):
         raise ValueError("out= translates one raster file window by window: pass a single path and size='tile'")
     runner = GeneratorRunner(model, device=device, precision=precision, norm_mode=norm_mode, revision=revision,
-                             compile=compile, min_psnr_db=min_psnr_db)
+                             compile=compile, min_psnr_db=min_psnr_db, engine=engine)
     if out is not None:  # a scene, streamed window by window (inference/_scenes.py)
         from ._scenes import translate_scene
 

@@ -43,7 +43,7 @@ from ..pixels import to_unit
 from ._recipe import Batch, GANRecipe
 from ._config import TrainConfig
 from ._data_loading import unwrap_dataset
-from ._losses import feature_matching_loss, l1_loss
+from ._losses import l1_loss
 from ._rng import mix_seed
 from ._samples import sample_grid
 from ._validation import translation_metrics
@@ -188,14 +188,9 @@ class CycleGANTrainer(GANRecipe):
                 logs["idt_b"], logs["idt_a"] = l1_loss(g_ab(real_b), real_b) * weight, l1_loss(g_ba(real_a), real_a) * weight
             for side, real in (("b", real_b), ("a", real_a)):
                 name = "g_gan_ab" if side == "b" else "g_gan_ba"
-                judge = self.training_model(judges[side])
-                if self.config.lambda_feat > 0:
-                    logits, fake_features = judge(fake[side], features=True)
-                    with torch.no_grad():
-                        _, real_features = judge(real, features=True)
-                    logs[f"g_feat_{name[-2:]}"] = feature_matching_loss(fake_features, real_features) * self.config.lambda_feat
-                else:
-                    logits = judge(fake[side])
+                logits, g_feat = self.judge_fake(self.training_model(judges[side]), fake[side], real)
+                if g_feat is not None:
+                    logs[f"g_feat_{name[-2:]}"] = g_feat
                 logs[name] = self.gan_loss(logits, True, for_discriminator=False)
             logs["cycle_a"] = l1_loss(rec_a, real_a) * self.lambda_cycle
             logs["cycle_b"] = l1_loss(rec_b, real_b) * self.lambda_cycle

@@ -26,7 +26,7 @@ import contextlib
 import inspect
 import itertools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -43,7 +43,7 @@ from ._checkpoint import read_checkpoint
 from ._config import TrainConfig
 from ._data_loading import first_items
 from ._ema import GeneratorEMA, raw_folder
-from ._losses import GANLoss
+from ._losses import GANLoss, feature_matching_loss
 from ._optim import adam, scaled_lr
 from ._regularizers import LazyR1
 from ._samples import sample_grid, write_grid
@@ -295,6 +295,18 @@ class GANRecipe:
         optimizer.zero_grad(set_to_none=True)
         self.engine.manual_backward(loss)
         self.engine.step_optimizer(optimizer)
+
+    def judge_fake(self, judge: Callable[..., Any], fake: Tensor, real: Tensor) -> tuple[Any, Tensor | None]:
+        """``(judge(fake), feature matching)``: D's logits for the generated input and, with
+        ``config.lambda_feat``, ``lambda_feat`` times pix2pixHD's feature matching between D's features of
+        ``fake`` and of ``real`` (computed without gradients); None when it is off. ``judge`` is D as the
+        step calls it, taking ``features=True``."""
+        if self.config.lambda_feat <= 0:
+            return judge(fake), None
+        logits, fake_features = judge(fake, features=True)
+        with torch.no_grad():
+            _, real_features = judge(real, features=True)
+        return logits, feature_matching_loss(fake_features, real_features) * self.config.lambda_feat
 
     def update_averages(self) -> None:
         """Fold every generator's current weights into its average (no-op without ``config.ema_decay``)."""

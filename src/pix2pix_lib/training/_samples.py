@@ -12,7 +12,7 @@ from torchvision.utils import make_grid, save_image
 
 from ..atomic_io import write_atomically
 from ..models.task import TaskMetadata
-from ..pixels import PixelRange, to_unit
+from ..pixels import to_unit
 
 __all__ = ["rgb_view", "sample_grid", "save_sample_grid", "write_grid"]
 

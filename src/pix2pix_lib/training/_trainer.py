@@ -25,7 +25,7 @@ from ..devices import DeviceLike
 from ..models.task import TaskMetadata
 from ._recipe import Batch, GANRecipe
 from ._config import TrainConfig
-from ._losses import feature_matching_loss, l1_loss
+from ._losses import l1_loss
 
 __all__ = ["Pix2PixTrainer"]
 
@@ -89,16 +89,11 @@ class Pix2PixTrainer(GANRecipe):
         ``g_l1``, ``g_feat`` (with ``lambda_feat``) and ``g``.
         """
         real_a, real_b = batch["A"], batch["B"]
-        logs: dict[str, Tensor] = {}
-        if self.config.lambda_feat > 0:
-            logits, fake_features = self.discriminate(real_a, fake_b, features=True)
-            with torch.no_grad():
-                _, real_features = self.discriminate(real_a, real_b, features=True)
-            logs["g_feat"] = feature_matching_loss(fake_features, real_features) * self.config.lambda_feat
-        else:
-            logits = self.discriminate(real_a, fake_b)
+        logits, g_feat = self.judge_fake(lambda image, **options: self.discriminate(real_a, image, **options), fake_b, real_b)
         logs = {"g_gan": self.gan_loss(logits, target_is_real=True, for_discriminator=False),
-                "g_l1": l1_loss(fake_b, real_b) * self.config.lambda_l1, **logs}  # fmt: skip
+                "g_l1": l1_loss(fake_b, real_b) * self.config.lambda_l1}  # fmt: skip
+        if g_feat is not None:
+            logs["g_feat"] = g_feat
         loss = torch.stack(list(logs.values())).sum()
         return loss, {**logs, "g": loss}
 

@@ -174,6 +174,18 @@ def test_build_demo_shows_the_task_and_enforces_the_limit(tmp_path: Path) -> Non
         demo.build_demo(model, max_pixels=0)
 
 
+def test_a_multiband_model_is_refused_at_startup_naming_its_channels(tmp_path: Path, capsys) -> None:
+    four_band = UNetGenerator(in_channels=4, out_channels=4, num_downs=5, base_channels=8)
+    with pytest.raises(ValueError, match=r"4-channel input and gives 4-channel output.*1-channel \(gray\) and 3-channel"):
+        demo.build_demo(four_band)
+    four_band.save_pretrained(tmp_path / "four-band")
+    assert main(["serve", "--model", str(tmp_path / "four-band")]) == 1
+    err = capsys.readouterr().err
+    assert "4-channel input" in err and "pix2pix translate" in err and err.count("\n") == 1
+    gray_to_rgb = UNetGenerator(in_channels=1, out_channels=3, num_downs=5, base_channels=8)
+    assert isinstance(demo.build_demo(gray_to_rgb), gr.Blocks)  # 1 and 3 channels still work
+
+
 def test_a_saved_folder_is_named_without_its_server_path(saved_model: Path) -> None:
     text = _page_text(demo.build_demo(saved_model))
     assert "`model`" in text and str(saved_model.parent) not in text and "street map" in text

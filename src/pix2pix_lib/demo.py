@@ -166,6 +166,23 @@ def _translate_function(model: nn.Module, max_pixels: int, error: type[Exception
     return translate_upload
 
 
+#: channel counts the demo can show: gray (1) and RGB (3) images in, gray or RGB out
+DEMO_CHANNELS = (1, 3)
+
+
+def _check_demo_channels(model: nn.Module, name: str) -> None:
+    """:class:`ValueError` naming the model's channel counts when they are not gray/RGB: the page decodes uploads
+    as 8-bit gray or RGB and shows PNGs, so a multi-band model (4-band RGB+NIR, 13-band Sentinel-2) cannot work."""
+    counts = {side: getattr(model, f"{side}_channels", None) for side in ("in", "out")}
+    if all(count is None or count in DEMO_CHANNELS for count in counts.values()):
+        return
+    raise ValueError(
+        f"{name} takes {counts['in']}-channel input and gives {counts['out']}-channel output, but the web demo only "
+        "handles 1-channel (gray) and 3-channel (RGB) models; translate multi-band images and scenes with "
+        "`pix2pix translate` or pix2pix_lib.translate() instead"
+    )
+
+
 def build_demo(
     model: str | os.PathLike[str] | nn.Module,
     *,
@@ -188,6 +205,7 @@ def build_demo(
 
     Raises:
         ImportError: gradio is not installed (the message names the ``demo`` extra).
+        ValueError: the model is not a gray/RGB model (e.g. 4-band input); the message names its channel counts.
     """
     gr = _import_gradio()
     if not isinstance(max_pixels, int) or max_pixels < MIN_SIDE * MIN_SIDE:
@@ -198,6 +216,7 @@ def build_demo(
         generator = load_pretrained(model, revision=revision, device=device)
         path = Path(os.fspath(model)).expanduser()
         name = path.resolve().name if path.exists() else os.fspath(model)  # no server paths on the page
+    _check_demo_channels(generator, name)
     title = title or f"pix2pix demo: {name}"
     task = getattr(generator, "task", None)
     check_engine(engine)

@@ -91,7 +91,7 @@ PRETRAINED: dict[str, PretrainedWeights] = {
             direction="BtoA",
             input_domain="facade label map",
             output_domain="facade photo",
-            trained_on="CMP Facades (400 training pairs), via huggan/facades",
+            trained_on="CMP Facades, all 606 pairs of huggan/facades (the official 400 train + 100 val + 106 test)",
             license="MIT",
             notes="A short demo training run of the HugGAN community generator: expect rough results.",
         ),

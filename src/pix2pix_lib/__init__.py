@@ -14,6 +14,7 @@ from ._version import __version__
 #: public name -> the submodule that defines it
 _EXPORTS = {
     "PairedImageDataset": ".data",
+    "PairedRasterTiles": ".data",
     "UnpairedImageDataset": ".data",
     "SyntheticPairs": ".data",
     "download_dataset": ".data",
@@ -58,7 +59,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
-    from .data import PairedImageDataset, SyntheticPairs, UnpairedImageDataset, download_dataset  # noqa: F401
+    from .data import PairedImageDataset, PairedRasterTiles, SyntheticPairs, UnpairedImageDataset, download_dataset  # noqa: F401
     from .devices import available_devices, select_device  # noqa: F401
     from .evaluation import evaluate  # noqa: F401
     from .exporting import export  # noqa: F401

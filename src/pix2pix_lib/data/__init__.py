@@ -1,5 +1,7 @@
-"""Image data: paired folder datasets in the pix2pix layouts, unpaired (CycleGAN) folders, synthetic pairs and downloads."""
+"""Image data: paired folder datasets in the pix2pix layouts, tiles of paired rasters (GeoTIFF scenes), unpaired
+(CycleGAN) folders, synthetic pairs and downloads."""
 
+from ._rasters import PairedRasterTiles
 from .download import DATASETS, DatasetDownloadError, download_dataset
 from .image_io import ImageLoadError, read_image
 from .paired import PairedImageDataset
@@ -12,6 +14,7 @@ __all__ = [
     "DatasetDownloadError",
     "ImageLoadError",
     "PairedImageDataset",
+    "PairedRasterTiles",
     "PairedTransformConfig",
     "SyntheticPairs",
     "UnpairedImageDataset",

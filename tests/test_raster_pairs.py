@@ -221,3 +221,28 @@ def test_dataloader_workers_open_their_own_handles(tmp_path):
     torch.testing.assert_close(torch.cat([batch["A"] for batch in batches]), torch.stack(direct))
     data.close()
     assert torch.equal(data[0]["A"], direct[0])  # reopened on the next item
+
+
+def test_cli_trains_on_a_raster_pair(tmp_path, capsys):
+    from pix2pix_lib import load_pretrained
+    from pix2pix_lib.cli import main
+
+    source, target, *_ = _pair(tmp_path, bands=(4, 2), size=(40, 40))
+    common = ["--num-downs", "3", "--ngf", "8", "--ndf", "8", "--d-layers", "1", "--precision", "fp32", "--device", "cpu",
+              "--no-progress", "--no-tensorboard", "--val-every", "0", "--out", str(tmp_path / "run")]  # fmt: skip
+    code = main(["train", "--input-raster", str(source), "--target-raster", str(target), "--tile-size", "16",
+                 "--tiles-per-epoch", "4", "--batch-size", "2", "--max-steps", "2", *common])  # fmt: skip
+    assert code == 0
+    assert "training on 4 pairs from" in capsys.readouterr().out
+    generator = load_pretrained(tmp_path / "run", device="cpu")
+    assert (generator.in_channels, generator.out_channels) == (4, 2)
+    assert generator.task.input_scale == ValueScale.parse("uint16") and generator.task.image_size == 16
+    assert main(["train", "--input-raster", str(source), *common]) == 2
+    assert "--input-raster and --target-raster go together" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: one of --data / --input-raster
+        main(["train", "--input-raster", str(source), "--target-raster", str(target), "--data", str(tmp_path), *common])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert main(["train", "--input-raster", str(source), "--target-raster", str(target), "--val-data", str(tmp_path), *common]) == 2
+    assert "cannot be combined with --val-data" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--target-raster", str(target), *common]) == 2
+    assert "--target-raster needs --input-raster" in capsys.readouterr().err

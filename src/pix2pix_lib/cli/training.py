@@ -12,7 +12,7 @@ from ..devices import PRECISIONS
 from ..models.task import DIRECTIONS
 from ..training._config import GAN_MODES, LR_SCALINGS
 from ._options import (
-    add_threads, choice, option_words, fraction, non_negative_float, non_negative_int, open_fraction, paired_dataset,
+    UsageError, add_threads, choice, option_words, fraction, non_negative_float, non_negative_int, open_fraction, paired_dataset,
     positive_float, positive_int,
 )  # fmt: skip
 from .model_flags import add_model_flags, add_verify_flag, build_models
@@ -142,11 +142,16 @@ def add_train(commands: argparse._SubParsersAction) -> None:
 
     parser = commands.add_parser(
         "train",
-        help="train pix2pix on a folder of aligned pairs (resumable; run under torchrun for DDP)",
+        help="train pix2pix on a folder of aligned pairs or on tiles of two rasters (resumable; run under torchrun for DDP)",
         description="Train a generator (U-Net by default, or a ResNet) and a PatchGAN discriminator with the pix2pix objective. "
         "Distributed: torchrun --standalone --nproc_per_node=N -m pix2pix_lib train ...",
     )
-    parser.add_argument("--data", type=Path, required=True, help="folder of aligned A|B training images")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, default=None, help="folder of aligned A|B training images")
+    source.add_argument(
+        "--input-raster", type=Path, default=None, metavar="FILE",
+        help="instead of --data: train on random tiles of this input scene and --target-raster (GeoTIFF; geo extra)",
+    )  # fmt: skip
     parser.add_argument("--val-data", type=Path, default=None, help="folder of aligned validation images (optional)")
     parser.add_argument(
         "--direction", choices=DIRECTIONS, default="AtoB",
@@ -158,6 +163,13 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         "--on-error", choices=("raise", "skip"), default="raise",
         help="unreadable training images: stop before training with their list (raise, default) or leave them out (skip)",
     )
+    rasters = parser.add_argument_group(
+        "paired rasters", "with --input-raster: random tiles of two co-registered rasters (GeoTIFF scenes; needs the "
+        "geo extra); validation tiles are held out of them (--val-fraction)",
+    )  # fmt: skip
+    rasters.add_argument("--target-raster", type=Path, default=None, metavar="FILE", help="the target scene, on the input's pixel grid")
+    rasters.add_argument("--tile-size", type=positive_int, default=256, help="side of the random tiles (default: 256)")
+    rasters.add_argument("--tiles-per-epoch", type=positive_int, default=1000, help="tiles per epoch (default: 1000)")
     parser.add_argument("--out", type=Path, default=None, help=f"run folder (default: {TrainConfig.out_dir})")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN|auto",
@@ -194,9 +206,7 @@ def _run_train(args: argparse.Namespace) -> int:
         overrides[option] = {"on": True, "off": False}.get(getattr(args, option), getattr(args, option))
     overrides = {option: value for option, value in overrides.items() if value is not None}
 
-    sizes = {"load_size": args.load_size, "crop_size": args.crop_size}
-    train_set = paired_dataset("--data", args.data, direction=args.direction, train=True, on_error=args.on_error, **sizes)
-    val_set = None if args.val_data is None else paired_dataset("--val-data", args.val_data, direction=args.direction, train=False, **sizes)
+    train_set, val_set, source = _train_data(args)
     try:
         if args.resume is not None and args.config is not None:
             print("error: --config cannot be combined with --resume (the checkpoint holds the config; "
@@ -232,7 +242,7 @@ def _run_train(args: argparse.Namespace) -> int:
             trainer = Pix2PixTrainer(generator, discriminator, config, device=args.device)
         if trainer.engine.distributed.is_main_process:
             print(
-                f"training on {len(train_set)} pairs from {args.data} ({args.direction}), device {trainer.device} "
+                f"training on {len(train_set)} pairs from {source} ({args.direction}), device {trainer.device} "
                 f"x{trainer.engine.distributed.world_size}, precision {trainer.precision}, channels_last {trainer.engine.channels_last}, "
                 f"from step {trainer.global_step}; run folder {trainer.engine.run_dir}",
                 flush=True,
@@ -240,3 +250,26 @@ def _run_train(args: argparse.Namespace) -> int:
         return fit_and_report(trainer, train_set, val_set)
     finally:
         shutdown_distributed()
+
+
+def _train_data(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """``(training set, validation set or None, what to call the source)`` from ``--data`` or the raster pair."""
+    rasters = (args.input_raster, args.target_raster)
+    if args.input_raster is None and args.target_raster is not None:
+        raise UsageError("--target-raster needs --input-raster (and is not used with --data)")
+    if args.input_raster is not None:
+        if args.target_raster is None:
+            raise UsageError("--input-raster and --target-raster go together: give both")
+        if args.val_data is not None:
+            raise UsageError("--input-raster cannot be combined with --val-data (a folder): validation tiles are held "
+                             "out of the raster pair (--val-fraction)")  # fmt: skip
+        if args.direction != "AtoB":
+            raise UsageError(f"--direction {args.direction}: with rasters the input is --input-raster (AtoB); swap the files instead")
+        from ..data import PairedRasterTiles
+
+        train_set = PairedRasterTiles(*rasters, tile_size=args.tile_size, tiles_per_epoch=args.tiles_per_epoch)
+        return train_set, None, f"{args.input_raster} -> {args.target_raster}"
+    sizes = {"load_size": args.load_size, "crop_size": args.crop_size}
+    train_set = paired_dataset("--data", args.data, direction=args.direction, train=True, on_error=args.on_error, **sizes)
+    val_set = None if args.val_data is None else paired_dataset("--val-data", args.val_data, direction=args.direction, train=False, **sizes)
+    return train_set, val_set, str(args.data)

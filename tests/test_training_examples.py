@@ -60,3 +60,13 @@ def test_the_short_loss_term_example_adds_its_term(tmp_path) -> None:
     trainer.tv_weight = 3.0
     logs = trainer.train_on_batch(default_collate([SyntheticPairs(length=2, size=32)[i] for i in range(2)]))
     assert logs["g_tv"] > 0 and logs["g"] == pytest.approx(logs["g_gan"] + logs["g_l1"] + logs["g_tv"], rel=1e-5)
+
+
+def test_the_raster_pair_example_trains_on_tiles(tmp_path) -> None:
+    pytest.importorskip("rasterio", reason="the example needs the geo extra")
+    example = runpy.run_path(str(EXAMPLES / "train_on_rasters.py"), run_name="example")
+    trainer = example["main"](["--steps", "2", "--out", str(tmp_path)])
+    assert trainer.global_step == 2 and (tmp_path / "model" / "config.json").is_file()
+    task = trainer.generator.task
+    assert task.image_size == 32 and task.input_scale is not None and task.display_bands == (0,)
+    assert (tmp_path / "run" / "val_log.jsonl").is_file()  # validated on the east tiles

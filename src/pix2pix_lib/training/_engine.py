@@ -38,7 +38,7 @@ from ..devices import DeviceLike, autocast, resolve_precision, select_device
 from ..models.state_dict import CheckpointError
 from ..models.task import TaskMetadata
 from ..norm_modes import NormMode, inference_norm, resolve_norm_mode
-from ._background_writer import BackgroundWriter, snapshot_models, snapshot_state
+from ._background_writer import BackgroundWriter, Snapshots
 from ._checkpoint import CheckpointManager, check_trainer_state, fill_checkpoint, read_checkpoint, write_checkpoint
 from ._config import TrainConfig
 from ._data_loading import (
@@ -138,6 +138,7 @@ class Engine:
         self._bar: Any = None
         self._last_saved_step: int | None = None
         self._writer = BackgroundWriter()  # the epoch-end checkpoints (see ._background_writer)
+        self._snapshots = Snapshots()
         self._loader_generator = torch.Generator()
         self._stop_request = StopRequest()
 
@@ -544,6 +545,7 @@ class Engine:
         """The epoch-end checkpoint: the state is copied now, on this thread, and written (atomically, as by
         :meth:`save_checkpoint`) on the background writer while training goes on (see :mod:`._background_writer`)."""
         self._writer.wait()  # at most one write in flight; the previous one's error is raised here
+        self._snapshots.begin()  # (so its CPU buffers are free again)
         write = self._checkpoint_write(None, snapshot=True)
         self._last_saved_step = self.global_step
         self._writer.submit(write, name=f"the checkpoint of step {self.global_step}")
@@ -565,7 +567,7 @@ class Engine:
         }
         models = recipe.checkpoint_models()
         if snapshot:
-            models, state = snapshot_models(models), snapshot_state(state)
+            models, state = self._snapshots.models(models), self._snapshots.state(state)
         if path is not None:
             return partial(write_checkpoint, path, models, state, meta)
         fill = partial(fill_checkpoint, models=models, trainer_state=state, meta=meta)

@@ -9,11 +9,12 @@ import threading
 import pytest
 import torch
 
+from pix2pix_lib import PatchDiscriminator, UNetGenerator
 from pix2pix_lib.data import SyntheticPairs
-from pix2pix_lib.training import CheckpointManager, Pix2PixTrainer, read_checkpoint
+from pix2pix_lib.training import CheckpointManager, Pix2PixTrainer, TrainConfig, read_checkpoint, seed_everything
 from pix2pix_lib.training import _engine
 
-from .helpers import assert_identical, batch_of, tiny_trainer, weights
+from .helpers import QUIET, assert_identical, batch_of, tiny_trainer, weights
 
 OPTIONS = {"sample_every": 0, "val_every": 0, "checkpoint_every": 1, "keep_last": 0}
 
@@ -100,21 +101,30 @@ def test_the_background_checkpoint_holds_the_state_of_its_step_as_a_synchronous_
     assert_same_state(read_checkpoint(synchronous).trainer_state(), read_checkpoint(background).trainer_state())
 
 
-def test_resuming_from_a_background_checkpoint_is_bit_identical(tmp_path) -> None:
+@pytest.mark.parametrize("extras", [{}, {"ema_decay": 0.5, "r1_gamma": 1.0, "r1_every": 2}], ids=["plain", "ema_r1_sn"])
+def test_resuming_from_a_background_checkpoint_is_bit_identical(tmp_path, extras) -> None:
     data = SyntheticPairs(length=3, size=32)  # 3 steps per epoch: the epoch-end save is at step 3
-    options = {"epochs": 2, "epochs_decay": 2, "sample_every": 0}
-    straight = tiny_trainer(tmp_path / "straight", max_steps=6, checkpoint_every=0, **options)
-    straight.fit(data)
+    options = {"epochs": 2, "epochs_decay": 2, "sample_every": 0, **extras}
 
-    first = tiny_trainer(tmp_path / "first", max_steps=5, checkpoint_every=1, keep_last=0, **options)
+    def trainer(folder, **changes) -> Pix2PixTrainer:
+        seed_everything(0)
+        generator = UNetGenerator(num_downs=3, base_channels=8)
+        discriminator = PatchDiscriminator(base_channels=8, n_layers=1, spectral_norm=bool(extras))
+        config = TrainConfig(out_dir=str(folder / "run"), precision="fp32", **QUIET, **options, **changes)
+        return Pix2PixTrainer(generator, discriminator, config, device="cpu")
+
+    straight = trainer(tmp_path / "straight", max_steps=6, checkpoint_every=0)
+    straight.fit(data)
+    first = trainer(tmp_path / "first", max_steps=5, checkpoint_every=1, keep_last=0)
     first.fit(data)  # steps 4 and 5 ran while step 3 was written
     assert names(tmp_path / "first" / "run") == ["step-00000003", "step-00000005"]
     torch.manual_seed(1234)  # whatever happens in between must not matter
-    resumed = tiny_trainer(tmp_path / "resumed", max_steps=6, checkpoint_every=0, **options)
+    resumed = trainer(tmp_path / "resumed", max_steps=6, checkpoint_every=0)
     resumed.fit(data, resume=tmp_path / "first" / "run" / "checkpoints" / "step-00000003")
     assert resumed.global_step == 6
 
     assert_identical(weights(straight.generator), weights(resumed.generator))
+    assert_identical(weights(straight.inference_generator), weights(resumed.inference_generator))
     assert_identical(weights(straight.discriminator), weights(resumed.discriminator))
     assert_same_state(straight.optimizer_g.state_dict(), resumed.optimizer_g.state_dict())
     assert_same_state(straight.optimizer_d.state_dict(), resumed.optimizer_d.state_dict())

@@ -10,7 +10,7 @@ sample grid. The engine reaches the recipe only through the members of :class:`T
 A run ends in one of three ways:
 
 * a budget or the schedule: the epoch end (scheduler step when the epoch is complete, validation
-  with the norm-mode choice, samples) runs on the final weights, then the final checkpoint is saved;
+  with the norm-mode choice, samples) runs on the final weights, then the final checkpoint is saved
   (a scheduled epoch-end checkpoint is written in the background while training goes on, see
   :mod:`._background_writer`; every way out of :meth:`Engine.fit` waits for it);
 * a stop signal (Ctrl-C, SIGTERM, SIGUSR1): a checkpoint is saved at once, without validating;

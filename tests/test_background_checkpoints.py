@@ -103,7 +103,7 @@ def test_the_background_checkpoint_holds_the_state_of_its_step_as_a_synchronous_
 
 @pytest.mark.parametrize("extras", [{}, {"ema_decay": 0.5, "r1_gamma": 1.0, "r1_every": 2}], ids=["plain", "ema_r1_sn"])
 def test_resuming_from_a_background_checkpoint_is_bit_identical(tmp_path, extras) -> None:
-    data = SyntheticPairs(length=3, size=32)  # 3 steps per epoch: the epoch-end save is at step 3
+    data = SyntheticPairs(length=3, size=32)  # 3 steps per epoch: epoch-end saves at steps 3 and 6
     options = {"epochs": 2, "epochs_decay": 2, "sample_every": 0, **extras}
 
     def trainer(folder, **changes) -> Pix2PixTrainer:
@@ -113,15 +113,15 @@ def test_resuming_from_a_background_checkpoint_is_bit_identical(tmp_path, extras
         config = TrainConfig(out_dir=str(folder / "run"), precision="fp32", **QUIET, **options, **changes)
         return Pix2PixTrainer(generator, discriminator, config, device="cpu")
 
-    straight = trainer(tmp_path / "straight", max_steps=6, checkpoint_every=0)
+    straight = trainer(tmp_path / "straight", max_steps=8, checkpoint_every=0)
     straight.fit(data)
-    first = trainer(tmp_path / "first", max_steps=5, checkpoint_every=1, keep_last=0)
-    first.fit(data)  # steps 4 and 5 ran while step 3 was written
-    assert names(tmp_path / "first" / "run") == ["step-00000003", "step-00000005"]
+    first = trainer(tmp_path / "first", max_steps=7, checkpoint_every=1, keep_last=0)
+    first.fit(data)  # step 7 ran while step 6 was written (into the CPU buffers of the snapshot of step 3)
+    assert names(tmp_path / "first" / "run") == ["step-00000003", "step-00000006", "step-00000007"]
     torch.manual_seed(1234)  # whatever happens in between must not matter
-    resumed = trainer(tmp_path / "resumed", max_steps=6, checkpoint_every=0)
-    resumed.fit(data, resume=tmp_path / "first" / "run" / "checkpoints" / "step-00000003")
-    assert resumed.global_step == 6
+    resumed = trainer(tmp_path / "resumed", max_steps=8, checkpoint_every=0)
+    resumed.fit(data, resume=tmp_path / "first" / "run" / "checkpoints" / "step-00000006")
+    assert resumed.global_step == 8
 
     assert_identical(weights(straight.generator), weights(resumed.generator))
     assert_identical(weights(straight.inference_generator), weights(resumed.inference_generator))

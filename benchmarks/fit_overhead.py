@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from pix2pix_lib import PatchDiscriminator, UNetGenerator
     from pix2pix_lib.data import PairedImageDataset
     from pix2pix_lib.training import Pix2PixTrainer, TrainConfig
+    from pix2pix_lib.training._data_loading import train_dataloader
 
     args = build_parser().parse_args(argv)
     dataset: Any = PairedImageDataset(args.data, direction=args.direction, train=True)
@@ -77,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[str, float] = {}
         bare = trainer(f"{tmp}/bare", progress_bar=False)
-        loader, sampler = bare.train_dataloader(dataset)
+        config = bare.engine.config  # the loader fit() builds (the bare loop's data path)
+        loader, sampler = train_dataloader(
+            dataset, bare.engine.distributed, batch_size=config.batch_size, num_workers=config.num_workers,
+            seed=config.seed, pin_memory=False, generator=torch.Generator().manual_seed(config.seed),
+        )
         batch = next(iter(loader))
         bare.train_on_batch(batch)  # warm-up
         start = time.perf_counter()

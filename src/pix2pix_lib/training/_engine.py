@@ -10,7 +10,9 @@ sample grid. The engine reaches the recipe only through the members of :class:`T
 A run ends in one of three ways:
 
 * a budget or the schedule: the epoch end (scheduler step when the epoch is complete, validation
-  with the norm-mode choice, samples) runs on the final weights, then the final checkpoint is saved;
+  with the norm-mode choice, samples) runs on the final weights, then the final checkpoint is saved
+  (a scheduled epoch-end checkpoint is written in the background while training goes on, see
+  :mod:`._background_writer`; every way out of :meth:`Engine.fit` waits for it);
 * a stop signal (Ctrl-C, SIGTERM, SIGUSR1): a checkpoint is saved at once, without validating;
 * an exception while fetching data (an unreadable file, a dataset bug): the last complete step is
   saved first, then the exception propagates; a NaN/inf loss saves nothing over the last good checkpoint.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -36,6 +38,7 @@ from ..devices import DeviceLike, autocast, resolve_precision, select_device
 from ..models.state_dict import CheckpointError
 from ..models.task import TaskMetadata
 from ..norm_modes import NormMode, inference_norm, resolve_norm_mode
+from ._background_writer import BackgroundWriter, Snapshots
 from ._checkpoint import CheckpointManager, check_trainer_state, fill_checkpoint, read_checkpoint, write_checkpoint
 from ._config import TrainConfig
 from ._data_loading import (
@@ -134,6 +137,8 @@ class Engine:
         self._loggers: list[MetricLogger] = []
         self._bar: Any = None
         self._last_saved_step: int | None = None
+        self._writer = BackgroundWriter()  # the epoch-end checkpoints (see ._background_writer)
+        self._snapshots = Snapshots()
         self._loader_generator = torch.Generator()
         self._stop_request = StopRequest()
 
@@ -327,6 +332,14 @@ class Engine:
             self.validation_dataset = val_dataset if val_dataset is not None and len(val_dataset) > 0 else None  # type: ignore[arg-type]
             with stop_signals() as self._stop_request:
                 self._fit_epochs(loader, sampler)
+        except BaseException as error:
+            self._writer.join()  # the write in flight completes; its own failure is reported with this one
+            failure = self._writer.take_error()
+            if failure is not None and failure is not error and hasattr(error, "add_note"):
+                error.add_note(f"the background checkpoint write failed too: {failure!r}")
+            raise
+        else:
+            self._writer.wait()  # fit() returns with every checkpoint complete (or raises the writer's error)
         finally:
             self.validation_dataset = None
             self._close_bar()
@@ -336,6 +349,7 @@ class Engine:
 
     def _resume_source(self, resume: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
         """What to resume from; refuses a new run over an existing one (see :meth:`fit`)."""
+        self._writer.wait()  # (none is in flight between two fit() calls)
         held = CheckpointManager(self.run_dir / "checkpoints").latest
         if resume == "auto":
             return self.run_dir if held is not None else None
@@ -390,6 +404,8 @@ class Engine:
         name = interrupt.signal_name if isinstance(interrupt, TrainingInterrupted) else "SIGINT"
         self.stop_reason = f"interrupted ({name})"
         self._close_bar()
+        with deferred_signals(redeliver=False):  # a checkpoint in flight completes first (its error is raised here)
+            self._writer.wait()
         if isinstance(interrupt, TrainingInterrupted) and interrupt.immediate:
             latest = self.checkpoint_manager().latest  # a step may be half done: save nothing
             print(f"\n{name}: stopped at once; the last checkpoint is {latest}", flush=True)
@@ -414,7 +430,10 @@ class Engine:
             yield batch
 
     def _save_before_error(self) -> None:
-        if not self.distributed.is_main_process or self._last_saved_step == self.global_step or self.global_step == 0:
+        self._writer.join()  # a write in flight completes; a failure of it is reported by fit() with this error
+        if self._writer.failed or not self.distributed.is_main_process:
+            return
+        if self._last_saved_step == self.global_step or self.global_step == 0:
             return
         with contextlib.suppress(NonFiniteLossError):
             self._flush_logs()
@@ -466,7 +485,7 @@ class Engine:
             validate=final or (scheduled and _every(config.val_every, self.epoch)),
         )
         if scheduled and _every(config.checkpoint_every, self.epoch) and self.distributed.is_main_process:
-            self.save_checkpoint()
+            self._save_in_background()
         self.train_mode()
         if complete:
             recipe.on_train_epoch_end()
@@ -513,7 +532,27 @@ class Engine:
     def save_checkpoint(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Save weights, task and trainer state atomically to the folder ``path``, or (None) as the next
         numbered checkpoint in ``run_dir/checkpoints`` (updating ``latest``, keeping ``keep_last``).
-        Signals that arrive while it is written are acted on after the save, not during it."""
+        Returns once the checkpoint is complete on disk (a background epoch-end write in flight completes
+        first). Signals that arrive while it is written are acted on after the save, not during it."""
+        self._writer.wait()
+        write = self._checkpoint_write(path, snapshot=False)
+        with deferred_signals():  # a signal that arrives now is raised once the save is complete
+            directory = write()
+            self._last_saved_step = self.global_step
+        return directory
+
+    def _save_in_background(self) -> None:
+        """The epoch-end checkpoint: the state is copied now, on this thread, and written (atomically, as by
+        :meth:`save_checkpoint`) on the background writer while training goes on (see :mod:`._background_writer`)."""
+        self._writer.wait()  # at most one write in flight; the previous one's error is raised here
+        self._snapshots.begin()  # (so its CPU buffers are free again)
+        write = self._checkpoint_write(None, snapshot=True)
+        self._last_saved_step = self.global_step
+        self._writer.submit(write, name=f"the checkpoint of step {self.global_step}")
+
+    def _checkpoint_write(self, path: str | os.PathLike[str] | None, snapshot: bool) -> Callable[[], Path]:
+        """What writes the checkpoint of this moment to ``path`` (None: the next numbered one); with ``snapshot``
+        it writes CPU copies of the tensors, which later steps cannot change."""
         recipe = self._recipe()
         state = self.state_dict()
         recipe.on_save_checkpoint(state)
@@ -527,19 +566,18 @@ class Engine:
             "pix2pix_lib_version": __version__,
         }
         models = recipe.checkpoint_models()
-        with deferred_signals():  # a signal that arrives now is raised once the save is complete
-            if path is None:
-                fill = partial(fill_checkpoint, models=models, trainer_state=state, meta=meta)
-                directory = self.checkpoint_manager().save(self.global_step, fill)
-            else:
-                directory = write_checkpoint(path, models, state, meta)
-            self._last_saved_step = self.global_step
-        return directory
+        if snapshot:
+            models, state = self._snapshots.models(models), self._snapshots.state(state)
+        if path is not None:
+            return partial(write_checkpoint, path, models, state, meta)
+        fill = partial(fill_checkpoint, models=models, trainer_state=state, meta=meta)
+        return partial(self.checkpoint_manager().save, self.global_step, fill)
 
     def load_checkpoint(self, path: str | os.PathLike[str], verify: bool | None = None) -> None:
         """Restore weights, task, optimizer/scheduler/scaler/RNG states, counters and the data split from a
         checkpoint (or a run folder's latest), then call the recipe's ``on_load_checkpoint``. The config is kept.
         ``verify=False`` skips the files' SHA-256 check (see docs/security.md)."""
+        self._writer.wait()  # a checkpoint being written is complete before any is read
         self.setup()
         recipe = self._recipe()
         checkpoint = read_checkpoint(path, verify=verify)
@@ -606,6 +644,7 @@ class Engine:
         rows, error = self._losses.flush(lr)
         self._log_rows("train", rows)
         if error is not None:
+            self._writer.join()  # `latest` as it is once the write in flight is complete
             latest = self.checkpoint_manager().latest
             kept = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written"
             raise NonFiniteLossError(

@@ -371,6 +371,7 @@ class OpenVinoInt8Engine(OpenVinoEngine):
         super().__init__(context)
         require("onnxruntime", "export", f"engine={self.name!r} (its int8 quantiser)")
         self.quantization = None  # the last gate's QuantizationReport
+        self._calibration_key = calibration_key(context.calibration)  # once: summing the images costs ms per call
         self._images: torch.Tensor | None = None  # the batch being run: calibration without images, and the gate's check
 
     def prepare(self, x: torch.Tensor) -> None:
@@ -382,7 +383,7 @@ class OpenVinoInt8Engine(OpenVinoEngine):
         return super().__call__(x)
 
     def _key(self, x: torch.Tensor) -> tuple[Any, ...]:
-        return (*super()._key(x), calibration_key(self.context.calibration))
+        return (*super()._key(x), self._calibration_key)
 
     def _build(self, x: torch.Tensor) -> _OvGraph:
         ov = _require(self.name)

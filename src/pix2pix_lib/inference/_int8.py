@@ -231,6 +231,7 @@ class Int8Forward:
         require("torchao", "int8", _PURPOSE)
         self.model, self.device, self.mode, self.fallback, self.fallback_name = model, device, mode, fallback, fallback_name
         self.calibration, self.min_psnr_db, self.compile = list(calibration), min_psnr_db, compile
+        self.calibration_key = calibration_key(self.calibration)  # once, not per batch
         self.input_range, self.output_range = input_range, output_range
         self.mixed_bf16 = fast_precision(device) == "bf16"
         self.reports: list[QuantizationReport] = []  # what each gate measured in this call
@@ -238,7 +239,7 @@ class Int8Forward:
     def graph(self, x: torch.Tensor) -> QuantizedGenerator | QuantizationReport:
         """The accepted int8 graph for ``x``'s size, or the report of its refusal (both cached)."""
         key = ("int8", tuple(x.shape[1:]), self.mode, str(self.device), self.mixed_bf16, self.compile,
-               self.min_psnr_db, calibration_key(self.calibration))
+               self.min_psnr_db, self.calibration_key)
         entry = GRAPH_CACHE.get(self.model, key)
         if entry is None:
             calibration = calibration_inputs(self.calibration, x, self.input_range)

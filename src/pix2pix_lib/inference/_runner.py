@@ -74,10 +74,11 @@ class GeneratorRunner:
         compile: a frozen inductor graph per input shape (default: only for int8); ``engine="torch-compiled"``
             does the same with the parity gate.
         engine: who runs the float forward (:mod:`._engines`): ``"auto"`` (measured per machine and
-            shape, see :mod:`._engine_choice`), ``"torch"``, ``"torch-compiled"``, ``"onnxruntime"`` or
-            ``"openvino"``. Engines other than ``"torch"`` are gated against PyTorch float32 on the
+            shape, see :mod:`._engine_choice`), ``"torch"``, ``"torch-compiled"``, ``"onnxruntime"``,
+            ``"openvino"`` or ``"openvino-int8"`` (calibrated on ``calibration``, gated at 35 dB). Engines other than ``"torch"`` are gated against PyTorch float32 on the
             first batch of each shape (>= 40 dB) and fall back to ``"torch"`` with a warning.
-        calibration: [0, 1] ``(C, H, W)`` images for int8's calibration (default: the first batch).
+        calibration: [0, 1] ``(C, H, W)`` images for int8's calibration (``precision="int8"`` or
+            ``engine="openvino-int8"``; default: the first batch).
         min_psnr_db: int8's quality gate against float32.
         revision: Hub revision when ``model`` is a name or repo id.
 

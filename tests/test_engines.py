@@ -223,3 +223,72 @@ def test_evaluate_and_the_cli_pass_the_engine_through(tmp_path: Path, monkeypatc
     assert main([*args, "--engine", "torch"]) == 0 and seen == ["torch"]
     with pytest.raises(SystemExit):
         main([*args, "--engine", "tensorrt"])
+
+
+# --- int8 through OpenVINO ---------------------------------------------------------------------------------
+def _scaled(seed: int = 0) -> UNetGenerator:
+    """A small U-Net whose outputs spread over the range (as tests/test_quantization.py's), so PSNRs mean something."""
+    torch.manual_seed(seed)
+    model = UNetGenerator(num_downs=5, base_channels=8).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.ndim == 4:
+                parameter.mul_(5)
+    return model
+
+
+def _smooth(count: int, seed: int = 1) -> torch.Tensor:
+    """Smooth [0, 1] images (photo-like; white noise is int8's worst case)."""
+    coarse = torch.rand(count, 3, 4, 4, generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.interpolate(coarse, size=32, mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def _int8_engine_installed() -> None:
+    pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+
+
+def test_openvino_int8_runs_the_transposed_convolutions_in_int8_and_passes_its_gate() -> None:
+    _int8_engine_installed()
+    GRAPH_CACHE.clear()
+    model, x01 = _scaled(seed=1), _smooth(4)
+    calibration = list(_smooth(6, seed=2))
+    runner = GeneratorRunner(model, engine="openvino-int8", norm_mode="per_image", device="cpu", calibration=calibration)
+    y = runner(x01)
+    assert runner.chosen_engine((3, 32, 32)) == "openvino-int8", [r.describe() for r in runner.engine_reports]
+    (report,) = runner.engine_reports
+    assert report.passed and report.min_psnr_db == 35.0 and report.precision.startswith("int8")
+    engine = runner._forward.chosen[(3, 32, 32)]
+    assert engine.quantization.accepted and engine.quantization.images == 6 + 4  # calibration + the batch
+    reference = GeneratorRunner(model, engine="torch", precision="fp32", norm_mode="per_image", device="cpu")(x01)
+    assert _engines.parity_db(y, reference, (0.0, 1.0)) >= 35.0
+    assert not torch.equal(y, reference)  # really quantised, not a float graph
+    graph = GRAPH_CACHE.get(model, engine._key(x01))
+    kinds = {}
+    for op in graph.compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        kinds.setdefault(info["layerType"].astype(str), set()).add(info["runtimePrecision"].astype(str))
+    assert kinds["Deconvolution"] == {"u8"} and kinds["Convolution"] == {"u8"}, kinds
+    GRAPH_CACHE.clear()
+
+
+def test_openvino_int8_with_bad_calibration_warns_and_falls_back_to_torch() -> None:
+    _int8_engine_installed()
+    GRAPH_CACHE.clear()
+    clear_engine_choices(file=False)
+    model, x01 = _scaled(), _smooth(4)
+    constant = [torch.full((3, 32, 32), 0.5)]  # activation ranges of one flat image: real inputs clip
+    runner = GeneratorRunner(model, engine="openvino-int8", norm_mode="per_image", device="cpu", calibration=constant)
+    with pytest.warns(RuntimeWarning, match=r"openvino-int8.*PSNR \d+\.\d+ dB .* the 35 dB gate: rejected; falling back to engine='torch'"):
+        y = runner(x01)
+    assert runner.chosen_engine((3, 32, 32)) == "torch"
+    (report,) = runner.engine_reports
+    assert not report.passed and "QuantizationRejected" in report.error
+    torch_runner = GeneratorRunner(model, engine="torch", norm_mode="per_image", device="cpu")
+    assert torch.equal(y, torch_runner(x01))
+    GRAPH_CACHE.clear()
+    clear_engine_choices(file=False)
+
+
+def test_openvino_int8_is_not_an_auto_candidate_by_default() -> None:
+    assert "openvino-int8" in _engines.ENGINES and "openvino-int8" not in _engine_choice.DEFAULT_CANDIDATES

@@ -13,10 +13,16 @@ batches of that shape pay nothing but compute:
   :func:`pix2pix_lib.export`, run by an onnxruntime session (float32; ``pix2pix_lib[export]``).
 * ``"openvino"`` -- the same ONNX model converted by ``openvino.convert_model`` and compiled for the
   CPU with a bf16 inference-precision hint where the CPU has bf16 (``pix2pix_lib[openvino]``).
+* ``"openvino-int8"`` -- that ONNX model statically quantised to int8 (:mod:`._quantized_engines`:
+  convolutions *and* transposed convolutions), calibrated on the runner's calibration images or else
+  on the first batch of each shape, and compiled by OpenVINO into int8 kernels; the other layers
+  run under the same precision hint (``pix2pix_lib[openvino,export]``). Its own quality gate
+  (:mod:`._int8`'s, :data:`~._int8.DEFAULT_MIN_PSNR_DB`) scores the calibration images and that
+  batch; a rejected graph fails like an engine that cannot run, with the measured value.
 
 **Parity gate.** The first batch of each input shape an engine other than ``"torch"`` runs is also
 run by PyTorch in float32; the engine is kept only if the worst image's PSNR (outputs mapped to
-[0, 1]) is at least :data:`MIN_PARITY_DB`, else a warning gives the measured value and ``"torch"``
+[0, 1]) is at least :data:`MIN_PARITY_DB` (int8 engines: their own, lower gate), else a warning gives the measured value and ``"torch"``
 serves that shape. ``"auto"`` (:mod:`._engine_choice`) measures the engines and keeps the fastest
 that passes.
 """
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+from pathlib import Path
 import time
 import warnings
 from collections.abc import Callable
@@ -42,6 +49,8 @@ from ..models.onnx_generator import OnnxGenerator
 from ..norm_modes import DETERMINISTIC_NORM_MODES, NormMode
 from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, to_unit
 from ._compiled import GRAPH_CACHE, CompiledForward, run_padded
+from ._int8 import DEFAULT_MIN_PSNR_DB, QuantizationRejected, calibration_inputs, calibration_key, score
+from ._quantized_engines import quantize_onnx
 
 __all__ = [
     "ENGINES",
@@ -57,10 +66,12 @@ __all__ = [
     "parity_db",
 ]
 
-EngineName = Literal["auto", "torch", "torch-compiled", "onnxruntime", "openvino"]
-ENGINES: tuple[str, ...] = ("auto", "torch", "torch-compiled", "onnxruntime", "openvino")
-#: engine -> (module it needs, the pix2pix_lib extra that installs it)
-ENGINE_EXTRAS: dict[str, tuple[str, str]] = {"onnxruntime": ("onnxruntime", "export"), "openvino": ("openvino", "openvino")}
+EngineName = Literal["auto", "torch", "torch-compiled", "onnxruntime", "openvino", "openvino-int8"]
+ENGINES: tuple[str, ...] = ("auto", "torch", "torch-compiled", "onnxruntime", "openvino", "openvino-int8")
+#: engine -> (module it needs, the pix2pix_lib extra that installs it); "openvino-int8" also needs onnxruntime's quantiser
+ENGINE_EXTRAS: dict[str, tuple[str, str]] = {
+    "onnxruntime": ("onnxruntime", "export"), "openvino": ("openvino", "openvino"), "openvino-int8": ("openvino", "openvino"),
+}
 #: The parity gate of the float engines: worst-image PSNR (dB) against PyTorch float32, outputs in [0, 1].
 MIN_PARITY_DB = 40.0
 
@@ -96,6 +107,8 @@ class EngineContext:
     mode: NormMode
     input_range: PixelRange = DEFAULT_PIXEL_RANGE
     output_range: PixelRange = DEFAULT_PIXEL_RANGE
+    #: [0, 1] (C, H, W) images the int8 engines calibrate on (without them: the first batch of each shape)
+    calibration: tuple[torch.Tensor, ...] = field(default=(), compare=False)
 
 
 @dataclass
@@ -143,6 +156,8 @@ class Engine:
     """One way to run the model; :meth:`prepare` builds (and caches) what a shape needs."""
 
     name = "engine"
+    #: this engine's parity gate (dB) when it differs from the caller's (int8: :data:`~._int8.DEFAULT_MIN_PSNR_DB`)
+    min_parity_db: float | None = None
 
     def __init__(self, context: EngineContext) -> None:
         self.context = context
@@ -330,15 +345,74 @@ class OpenVinoEngine(_GraphEngine):
             ov_model = ov.convert_model(io.BytesIO(_onnx(model, self.context.mode)))
         ov_model.reshape({ov_model.inputs[0]: list(x.shape)})
         core = ov.Core()
+        return _OvGraph(core.compile_model(ov_model, "CPU", self._config(core)))
+
+    def _config(self, core: Any) -> dict[str, Any]:
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": torch.get_num_threads()}
         hint, capability = _OV_PRECISIONS.get(self.context.precision, ("f32", "FP32"))
         capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         config["INFERENCE_PRECISION_HINT"] = hint if capability in capabilities else "f32"  # OpenVINO decides
-        return _OvGraph(core.compile_model(ov_model, "CPU", config))
+        return config
+
+
+class OpenVinoInt8Engine(OpenVinoEngine):
+    """The ONNX model quantised to int8 (QDQ, :func:`~._quantized_engines.quantize_onnx`) and compiled by OpenVINO.
+
+    Calibration: the context's images resized to the shape being run, else the batch itself. The
+    int8 gate (worst-image PSNR against PyTorch float32 on the calibration images and the batch, at
+    least :data:`~._int8.DEFAULT_MIN_PSNR_DB`) runs when the graph is built: a rejected graph raises
+    :class:`~._int8.QuantizationRejected` (the engine falls back with the measured value).
+    """
+
+    name = "openvino-int8"
+    min_parity_db = DEFAULT_MIN_PSNR_DB
+
+    def __init__(self, context: EngineContext) -> None:
+        super().__init__(context)
+        require("onnxruntime", "export", f"engine={self.name!r} (its int8 quantiser)")
+        self.quantization = None  # the last gate's QuantizationReport
+        self._calibration_key = calibration_key(context.calibration)  # once: summing the images costs ms per call
+        self._images: torch.Tensor | None = None  # the batch being run: calibration without images, and the gate's check
+
+    def prepare(self, x: torch.Tensor) -> None:
+        self._images = x
+        super().prepare(x)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self._images = x
+        return super().__call__(x)
+
+    def _key(self, x: torch.Tensor) -> tuple[Any, ...]:
+        return (*super()._key(x), self._calibration_key)
+
+    def _build(self, x: torch.Tensor) -> _OvGraph:
+        ov = _require(self.name)
+        c = self.context
+        batch = self._images if self._images is not None and self._images.shape[1:] == x.shape[1:] else x
+        calibration = calibration_inputs(c.calibration, batch, c.input_range)
+        inputs = batch if calibration is None else torch.cat([calibration, batch.to(calibration.dtype)])
+        source = Path(c.model.path).read_bytes() if isinstance(c.model, OnnxGenerator) else _onnx(c.model, c.mode)
+        quantized = quantize_onnx(source, (inputs if calibration is None else calibration).detach().float().cpu().numpy(),
+                                  f"engine={self.name!r}")
+        ov_model = ov.convert_model(io.BytesIO(quantized))
+        ov_model.reshape({ov_model.inputs[0]: list(x.shape)})
+        graph = _OvGraph(ov.Core().compile_model(ov_model, "CPU", self._config(ov.Core())))
+        graph.precision = f"int8+{graph.precision}"
+
+        def run(chunk: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(graph(np.ascontiguousarray(chunk.detach().to("cpu", torch.float32).numpy())))
+
+        reference = precision_forward(c.model, inputs, c.device, "fp32")
+        self.quantization = score(run_padded(run, inputs, x.shape[0]), reference, c.output_range,
+                                  DEFAULT_MIN_PSNR_DB, c.mode, graph.precision.endswith("bf16"))
+        if not self.quantization.accepted:
+            raise QuantizationRejected(self.quantization)
+        return graph
 
 
 _ENGINE_CLASSES: dict[str, type[Engine]] = {
     "torch": TorchEngine, "torch-compiled": TorchCompiledEngine, "onnxruntime": OnnxRuntimeEngine, "openvino": OpenVinoEngine,
+    "openvino-int8": OpenVinoInt8Engine,
 }
 
 
@@ -368,6 +442,8 @@ def timed(engine: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, clock
 def gate(engine: Engine, x: torch.Tensor, reference: torch.Tensor, min_psnr_db: float,
          clock: Callable[[], float] = time.perf_counter) -> tuple[EngineReport, torch.Tensor | None]:
     """Prepare ``engine`` for ``x``'s shape, run it once and score it against ``reference`` (float32)."""
+    if engine.min_parity_db is not None:
+        min_psnr_db = engine.min_parity_db
     report = EngineReport(engine.name, tuple(x.shape), min_psnr_db=min_psnr_db)
     try:
         start = clock()

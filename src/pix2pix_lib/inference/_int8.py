@@ -113,6 +113,31 @@ def _pad_to(x: torch.Tensor, batch: int) -> torch.Tensor:
     return x if x.shape[0] >= batch else torch.cat([x, x[-1:].expand(batch - x.shape[0], *x.shape[1:])])
 
 
+def score(outputs: torch.Tensor, reference: torch.Tensor, output_range: PixelRange, min_psnr_db: float,
+          mode: NormMode, mixed_bf16: bool) -> QuantizationReport:
+    """The quality gate's measurement: int8 ``outputs`` against float32 ``reference`` (both in ``output_range``)."""
+    values = psnr(to_unit(outputs.float(), output_range).clamp(0, 1),
+                  to_unit(reference.float(), output_range).clamp(0, 1)).clamp(max=100.0)
+    return QuantizationReport(float(values.min()), float(values.mean()), min_psnr_db, outputs.shape[0], mode, mixed_bf16)
+
+
+def calibration_inputs(images: Sequence[torch.Tensor], x: torch.Tensor, input_range: PixelRange) -> torch.Tensor | None:
+    """``images`` ([0, 1] ``(C, H, W)``) resized to ``x``'s size, in the model's input range; None without images."""
+    if not images:
+        return None
+    from torchvision.transforms.v2 import InterpolationMode
+    from torchvision.transforms.v2 import functional as TF
+
+    size = list(x.shape[-2:])
+    resized = [TF.resize(p, size, InterpolationMode.BICUBIC, antialias=True).clamp(0, 1) for p in images]
+    return from_unit(torch.stack(resized).to(x.device), input_range)
+
+
+def calibration_key(images: Sequence[torch.Tensor]) -> tuple[tuple[tuple[int, ...], float], ...] | None:
+    """What the graph caches key a calibration set by (shapes and sums)."""
+    return tuple((tuple(p.shape), float(p.sum())) for p in images) or None
+
+
 def build_int8(
     model: nn.Module, calibration: torch.Tensor, check: torch.Tensor | None, mode: NormMode, *,
     batch: int, output_range: PixelRange, min_psnr_db: float, compile: bool, mixed_bf16: bool,
@@ -134,10 +159,8 @@ def build_int8(
         quantized = QuantizedGenerator(graph, batch, tuple(calibration.shape[1:]), mixed_bf16, None)  # type: ignore[arg-type]
         inputs = calibration if check is None else torch.cat([calibration, check])
         with inference_norm(model, mode):
-            reference = to_unit(run_padded(model, inputs, batch), output_range).clamp(0, 1)
-        values = psnr(to_unit(quantized(inputs), output_range).clamp(0, 1), reference).clamp(max=100.0)
-    quantized.report = QuantizationReport(float(values.min()), float(values.mean()), min_psnr_db,
-                                          inputs.shape[0], mode, mixed_bf16)
+            reference = run_padded(model, inputs, batch)
+        quantized.report = score(quantized(inputs), reference, output_range, min_psnr_db, mode, mixed_bf16)
     if not quantized.report.accepted:
         raise QuantizationRejected(quantized.report)
     return quantized
@@ -208,28 +231,18 @@ class Int8Forward:
         require("torchao", "int8", _PURPOSE)
         self.model, self.device, self.mode, self.fallback, self.fallback_name = model, device, mode, fallback, fallback_name
         self.calibration, self.min_psnr_db, self.compile = list(calibration), min_psnr_db, compile
+        self.calibration_key = calibration_key(self.calibration)  # once, not per batch
         self.input_range, self.output_range = input_range, output_range
         self.mixed_bf16 = fast_precision(device) == "bf16"
         self.reports: list[QuantizationReport] = []  # what each gate measured in this call
 
-    def _calibration(self, x: torch.Tensor) -> torch.Tensor | None:
-        if not self.calibration:
-            return None
-        from torchvision.transforms.v2 import InterpolationMode
-        from torchvision.transforms.v2 import functional as TF
-
-        size = list(x.shape[-2:])
-        resized = [TF.resize(p, size, InterpolationMode.BICUBIC, antialias=True).clamp(0, 1) for p in self.calibration]
-        return from_unit(torch.stack(resized).to(x.device), self.input_range)
-
     def graph(self, x: torch.Tensor) -> QuantizedGenerator | QuantizationReport:
         """The accepted int8 graph for ``x``'s size, or the report of its refusal (both cached)."""
-        calibration_key = tuple((tuple(p.shape), float(p.sum())) for p in self.calibration) or None
         key = ("int8", tuple(x.shape[1:]), self.mode, str(self.device), self.mixed_bf16, self.compile,
-               self.min_psnr_db, calibration_key)
+               self.min_psnr_db, self.calibration_key)
         entry = GRAPH_CACHE.get(self.model, key)
         if entry is None:
-            calibration = self._calibration(x)
+            calibration = calibration_inputs(self.calibration, x, self.input_range)
             try:
                 entry = build_int8(self.model, x if calibration is None else calibration,
                                    None if calibration is None else x, self.mode, batch=x.shape[0],

@@ -74,10 +74,11 @@ class GeneratorRunner:
         compile: a frozen inductor graph per input shape (default: only for int8); ``engine="torch-compiled"``
             does the same with the parity gate.
         engine: who runs the float forward (:mod:`._engines`): ``"auto"`` (measured per machine and
-            shape, see :mod:`._engine_choice`), ``"torch"``, ``"torch-compiled"``, ``"onnxruntime"`` or
-            ``"openvino"``. Engines other than ``"torch"`` are gated against PyTorch float32 on the
+            shape, see :mod:`._engine_choice`), ``"torch"``, ``"torch-compiled"``, ``"onnxruntime"``,
+            ``"openvino"`` or ``"openvino-int8"`` (calibrated on ``calibration``, gated at 35 dB). Engines other than ``"torch"`` are gated against PyTorch float32 on the
             first batch of each shape (>= 40 dB) and fall back to ``"torch"`` with a warning.
-        calibration: [0, 1] ``(C, H, W)`` images for int8's calibration (default: the first batch).
+        calibration: [0, 1] ``(C, H, W)`` images for int8's calibration (``precision="int8"`` or
+            ``engine="openvino-int8"``; default: the first batch).
         min_psnr_db: int8's quality gate against float32.
         revision: Hub revision when ``model`` is a name or repo id.
 
@@ -128,15 +129,15 @@ class GeneratorRunner:
         self.calibrate(calibration)
         self._sessions = threading.local()
 
-    def _float_forward(self) -> Any:
-        """The float forward of :attr:`engine` (``compile=True`` keeps its ungated compiled graph)."""
+    def _float_forward(self, calibration: Sequence[torch.Tensor] = ()) -> Any:
+        """The float forward of :attr:`engine` (``compile=True`` keeps its ungated compiled graph; int8 engines calibrate)."""
         engine = self.engine
         if engine == "torch" or (engine == "auto" and self._options["compile"]):
             if self._options["compile"]:
                 return CompiledForward(self.model, self.device, self.float_precision, self.norm_mode)
             return EagerForward(self.model, self.device, self.float_precision)
         context = EngineContext(self.model, self.device, self.float_precision, self.norm_mode,
-                                self.input_range, self.output_range)
+                                self.input_range, self.output_range, tuple(calibration))
         if engine == "auto" and auto_candidates(context) == ["torch"]:
             return EagerForward(self.model, self.device, self.float_precision)
         return EngineForward(context, engine, MIN_PARITY_DB)
@@ -144,7 +145,7 @@ class GeneratorRunner:
     def calibrate(self, images: Sequence[torch.Tensor]) -> None:
         """Use ``images`` ([0, 1] ``(C, H, W)`` tensors) to calibrate int8; call before the first batch."""
         if self.precision != "int8":
-            self._forward = self._float_forward()
+            self._forward = self._float_forward(images)
             return
         self._forward = select_forward(
             self.model, self.device, "int8" if self.precision == "int8" else self.float_precision, self.norm_mode,

@@ -272,6 +272,28 @@ def test_openvino_int8_runs_the_transposed_convolutions_in_int8_and_passes_its_g
     GRAPH_CACHE.clear()
 
 
+def test_openvino_runs_the_decoder_as_ordinary_convolutions_at_the_hinted_precision() -> None:
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("onnxruntime")
+    GRAPH_CACHE.clear()
+    model, x01 = _scaled(seed=1), _smooth(2)
+    bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    runner = GeneratorRunner(model, engine="openvino", precision="bf16" if bf16 else "fp32", norm_mode="per_image", device="cpu")
+    y = runner(x01)
+    assert runner.chosen_engine((3, 32, 32)) == "openvino", [r.describe() for r in runner.engine_reports]
+    reference = GeneratorRunner(model, engine="torch", precision="fp32", norm_mode="per_image", device="cpu")(x01)
+    assert _engines.parity_db(y, reference, (0.0, 1.0)) >= _engines.MIN_PARITY_DB
+    engine = runner._forward.chosen[(3, 32, 32)]
+    graph = GRAPH_CACHE.get(model, engine._key(x01))
+    kinds: dict[str, set[str]] = {}
+    for op in graph.compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        kinds.setdefault(info["layerType"].astype(str), set()).add(info["runtimePrecision"].astype(str))
+    assert "Deconvolution" not in kinds, kinds  # f32 under any hint: the sub-pixel capture avoids it
+    assert kinds["Convolution"] == ({"bf16"} if bf16 else {"f32"}), kinds
+    GRAPH_CACHE.clear()
+
+
 def test_openvino_int8_with_bad_calibration_warns_and_falls_back_to_torch() -> None:
     _int8_engine_installed()
     GRAPH_CACHE.clear()

@@ -163,3 +163,36 @@ def test_benchmark_layer_shapes_are_the_unet_s() -> None:
         if isinstance(module, nn.ConvTranspose2d)
     ]
     assert bench.unet_layers(256) == actual
+
+
+@pytest.mark.parametrize("form", SUBPIXEL_FORMS)
+def test_graph_copy_equals_the_generator_and_exports_without_transposed_convolutions(form: str) -> None:
+    from pix2pix_lib.models import UNetGenerator
+    from pix2pix_lib.models._subpixel import subpixel_graph_copy
+
+    torch.manual_seed(0)
+    generator = UNetGenerator(num_downs=5, base_channels=8).double().eval()
+    before = {name: tensor.clone() for name, tensor in generator.state_dict().items()}
+    copy, replaced = subpixel_graph_copy(generator, form)  # type: ignore[arg-type]
+    assert replaced == sum(isinstance(m, nn.ConvTranspose2d) for m in generator.modules()) == 5
+    x = torch.rand(2, 3, 32, 48, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(copy(x), generator(x), rtol=0, atol=1e-12)
+    assert all(torch.equal(before[name], tensor) for name, tensor in generator.state_dict().items())  # untouched
+    assert any(isinstance(m, nn.ConvTranspose2d) for m in generator.modules())
+    with torch.no_grad():
+        program = torch.export.export(copy.float(), (x.float(),))
+    transposed = [n for n in program.graph.nodes if "conv_transpose" in str(n.target) or (
+        "convolution" in str(n.target) and len(n.args) > 6 and n.args[6] is True)]
+    assert transposed == []
+
+
+def test_graph_copy_leaves_other_transposed_convolutions_alone() -> None:
+    from pix2pix_lib.models._subpixel import subpixel_graph_copy
+
+    model = nn.Sequential(nn.ConvTranspose2d(3, 4, 4, 2, 1), nn.ConvTranspose2d(4, 4, 3, 2, 1), nn.ConvTranspose2d(4, 2, 4, 2, 0))
+    copy, replaced = subpixel_graph_copy(model)
+    assert replaced == 1
+    assert [type(m).__name__ for m in copy] == ["_GraphSubpixel", "ConvTranspose2d", "ConvTranspose2d"]
+    with pytest.raises(ValueError, match="form='nope'"):
+        subpixel_graph_copy(model, "nope")  # type: ignore[arg-type]

@@ -11,10 +11,13 @@ batches of that shape pay nothing but compute:
 * ``"torch-compiled"`` -- a frozen inductor graph (:class:`~._compiled.CompiledForward`); slow first call.
 * ``"onnxruntime"`` -- the generator exported in its norm mode to ONNX in memory, by the code path of
   :func:`pix2pix_lib.export`, run by an onnxruntime session (float32; ``pix2pix_lib[export]``).
-* ``"openvino"`` -- the same ONNX model converted by ``openvino.convert_model`` and compiled for the
-  CPU with a bf16 inference-precision hint where the CPU has bf16 (``pix2pix_lib[openvino]``).
-* ``"openvino-int8"`` -- that ONNX model statically quantised to int8 (:mod:`._quantized_engines`:
-  convolutions *and* transposed convolutions), calibrated on the runner's calibration images or else
+* ``"openvino"`` -- the generator exported to ONNX with its 4x4 stride-2 transposed convolutions in
+  the sub-pixel form (ordinary convolutions, the same outputs: OpenVINO's CPU plugin runs
+  ``Deconvolution`` in f32 even under a bf16 hint), converted by ``openvino.convert_model`` and
+  compiled for the CPU with a bf16 inference-precision hint where the CPU has bf16
+  (``pix2pix_lib[openvino]``).
+* ``"openvino-int8"`` -- the plain ONNX model (transposed convolutions kept) statically quantised to
+  int8 (:mod:`._quantized_engines`: convolutions *and* transposed convolutions), calibrated on the runner's calibration images or else
   on the first batch of each shape, and compiled by OpenVINO into int8 kernels; the other layers
   run under the same precision hint (``pix2pix_lib[openvino,export]``). Its own quality gate
   (:mod:`._int8`'s, :data:`~._int8.DEFAULT_MIN_PSNR_DB`) scores the calibration images and that
@@ -31,11 +34,11 @@ from __future__ import annotations
 
 import importlib.util
 import io
-from pathlib import Path
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -45,6 +48,7 @@ from torch import nn
 from ..devices import precision_forward
 from ..extras import require
 from ..metrics.pixel import psnr
+from ..models._subpixel import subpixel_graph_copy
 from ..models.onnx_generator import OnnxGenerator
 from ..norm_modes import DETERMINISTIC_NORM_MODES, NormMode
 from ..pixels import DEFAULT_PIXEL_RANGE, PixelRange, to_unit
@@ -257,28 +261,35 @@ class _GraphEngine(Engine):
         return run_padded(run, x, batch)
 
 
-def _program(model: nn.Module, mode: NormMode) -> tuple[Any, torch.Tensor]:
-    """The generator captured in ``mode`` with free N, H, W (shared by the ONNX engines; cached)."""
+def _program(model: nn.Module, mode: NormMode, subpixel: bool = False) -> tuple[Any, torch.Tensor]:
+    """The generator captured in ``mode`` with free N, H, W (shared by the ONNX engines; cached).
+
+    ``subpixel``: capture :func:`~pix2pix_lib.models._subpixel.subpixel_graph_copy` instead, the 4x4
+    stride-2 transposed convolutions as ordinary convolutions (same outputs): for engines that run
+    ``Convolution`` at the fast precision but not ``Deconvolution`` (OpenVINO on CPUs)."""
     from ..exporting import cpu_float32, trace_in_mode
 
-    key = ("exported-program", mode)
+    key = ("exported-program", mode, subpixel)
     entry = GRAPH_CACHE.get(model, key)
     if entry is None:
         generator = cpu_float32(model)
+        if subpixel:
+            generator, _ = subpixel_graph_copy(generator)
         size = 2 ** max(getattr(generator, "num_downs", 8), 1)
         example = torch.rand(2, getattr(generator, "in_channels", 3), size, size) * 2 - 1
         entry = GRAPH_CACHE.put(model, key, (trace_in_mode(generator, mode, example, dynamic=True), example))
     return entry
 
 
-def _onnx(model: nn.Module, mode: NormMode) -> bytes:
-    """The generator as ONNX in memory, exactly as :func:`~pix2pix_lib.export` writes it (cached per mode)."""
+def _onnx(model: nn.Module, mode: NormMode, subpixel: bool = False) -> bytes:
+    """The generator as ONNX in memory, exactly as :func:`~pix2pix_lib.export` writes it (cached per mode);
+    ``subpixel``: of :func:`_program`'s sub-pixel capture."""
     from ..exporting import onnx_bytes
 
-    key = ("onnx-bytes", mode)
+    key = ("onnx-bytes", mode, subpixel)
     data = GRAPH_CACHE.get(model, key)
     if data is None:
-        data = GRAPH_CACHE.put(model, key, onnx_bytes(*_program(model, mode)))
+        data = GRAPH_CACHE.put(model, key, onnx_bytes(*_program(model, mode, subpixel)))
     return data
 
 
@@ -334,6 +345,9 @@ class OpenVinoEngine(_GraphEngine):
     """``openvino.convert_model`` of the captured generator, compiled for the CPU per input shape."""
 
     name = "openvino"
+    #: capture the transposed convolutions as ordinary ones: OpenVINO's CPU plugin runs ``Deconvolution`` in
+    #: f32 under a bf16 hint, ``Convolution`` in bf16 (docs/performance.md, "the sub-pixel form in OpenVINO")
+    subpixel_graph = True
 
     def _build(self, x: torch.Tensor) -> _OvGraph:
         ov = _require(self.name)
@@ -342,7 +356,7 @@ class OpenVinoEngine(_GraphEngine):
             ov_model = ov.convert_model(str(model.path))
         else:
             # from the ONNX bytes: its converter cannot take the dynamic-shape capture itself
-            ov_model = ov.convert_model(io.BytesIO(_onnx(model, self.context.mode)))
+            ov_model = ov.convert_model(io.BytesIO(_onnx(model, self.context.mode, self.subpixel_graph)))
         ov_model.reshape({ov_model.inputs[0]: list(x.shape)})
         core = ov.Core()
         return _OvGraph(core.compile_model(ov_model, "CPU", self._config(core)))
@@ -366,6 +380,9 @@ class OpenVinoInt8Engine(OpenVinoEngine):
 
     name = "openvino-int8"
     min_parity_db = DEFAULT_MIN_PSNR_DB
+    #: the plain capture: OpenVINO runs its ``Deconvolution`` in u8, and the quantiser leaves the sub-pixel
+    #: form's rearranged weights (computed in the graph, not initialisers) in float
+    subpixel_graph = False
 
     def __init__(self, context: EngineContext) -> None:
         super().__init__(context)
@@ -391,7 +408,7 @@ class OpenVinoInt8Engine(OpenVinoEngine):
         batch = self._images if self._images is not None and self._images.shape[1:] == x.shape[1:] else x
         calibration = calibration_inputs(c.calibration, batch, c.input_range)
         inputs = batch if calibration is None else torch.cat([calibration, batch.to(calibration.dtype)])
-        source = Path(c.model.path).read_bytes() if isinstance(c.model, OnnxGenerator) else _onnx(c.model, c.mode)
+        source = Path(c.model.path).read_bytes() if isinstance(c.model, OnnxGenerator) else _onnx(c.model, c.mode, self.subpixel_graph)
         quantized = quantize_onnx(source, (inputs if calibration is None else calibration).detach().float().cpu().numpy(),
                                   f"engine={self.name!r}")
         ov_model = ov.convert_model(io.BytesIO(quantized))

@@ -24,6 +24,7 @@ convolutions: the sub-pixel form").
 
 from __future__ import annotations
 
+import copy as copy_module
 from typing import Literal
 
 import torch
@@ -39,6 +40,7 @@ __all__ = [
     "auto_form",
     "subpixel_conv_transpose2d",
     "subpixel_forward_conv_transpose2d",
+    "subpixel_graph_copy",
     "subpixel_weight",
 ]
 
@@ -251,3 +253,50 @@ class SubpixelConvTranspose2d(nn.ConvTranspose2d):
         if form.endswith("-forward"):
             return subpixel_forward_conv_transpose2d(input, self.weight, self.bias, form.removesuffix("-forward"))  # type: ignore[arg-type]
         return subpixel_conv_transpose2d(input, self.weight, self.bias, form)  # type: ignore[arg-type]
+
+
+def _is_subpixel_candidate(module: nn.Module) -> bool:
+    """A plain ``nn.ConvTranspose2d`` the sub-pixel form computes exactly: 4x4, stride 2, padding 1."""
+    return (
+        isinstance(module, nn.ConvTranspose2d)
+        and tuple(module.kernel_size) == (4, 4)
+        and tuple(module.stride) == (2, 2)
+        and tuple(module.padding) == (1, 1)
+        and tuple(module.dilation) == (1, 1)
+        and tuple(module.output_padding) == (0, 0)
+        and module.groups == 1
+        and module.padding_mode == "zeros"
+    )
+
+
+class _GraphSubpixel(nn.Module):
+    """A transposed convolution that runs the sub-pixel form in graph captures too (export, tracing).
+
+    Shares the parameters of the layer it replaces; for inference graphs only (the copy made by
+    :func:`subpixel_graph_copy`), where the weight rearranging is folded into constants."""
+
+    def __init__(self, layer: nn.ConvTranspose2d, form: SubpixelForm) -> None:
+        super().__init__()
+        self.weight, self.bias, self.form = layer.weight, layer.bias, form
+
+    def forward(self, input: Tensor) -> Tensor:
+        return subpixel_conv_transpose2d(input, self.weight, self.bias, self.form)
+
+
+def subpixel_graph_copy(model: nn.Module, form: SubpixelForm = "conv2x2") -> tuple[nn.Module, int]:
+    """A copy of ``model`` whose 4x4, stride-2, padding-1 transposed convolutions compute ``form`` even
+    when captured by ``torch.export`` / ONNX export; returns ``(copy, layers replaced)``.
+
+    For graph engines whose fast kernels cover convolutions but not transposed ones: OpenVINO on a
+    CPU runs ``Convolution`` in bf16 or int8 but ``Deconvolution`` in f32 (docs/performance.md).
+    The copy shares nothing mutable with ``model`` (it is a deep copy); ``model`` is unchanged."""
+    if form not in SUBPIXEL_FORMS:
+        raise ValueError(f"form={form!r} is not supported; choose one of {', '.join(SUBPIXEL_FORMS)}")
+    duplicate = copy_module.deepcopy(model)
+    replaced = 0
+    for parent in list(duplicate.modules()):
+        for name, child in list(parent.named_children()):
+            if _is_subpixel_candidate(child):
+                setattr(parent, name, _GraphSubpixel(child, form))  # type: ignore[arg-type]
+                replaced += 1
+    return duplicate, replaced

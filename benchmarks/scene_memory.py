@@ -49,7 +49,8 @@ if args.action == "make":
                 field = parcels[:, ys // block][:, :, xs // block]  # (4, h, W) parcels
                 smooth = (4000 * np.sin(xs / 900.0)[None, :] * np.cos(ys / 1300.0)[:, None]).astype(np.int32)
                 noise = rng.integers(-128, 129, (4, h, width), dtype=np.int32)
-                values = np.clip(field + smooth[None] + np.arange(4)[:, None, None] * 2000 + noise, 1, 65535).astype(np.uint16)
+                values = field + smooth[None] + np.arange(4)[:, None, None] * 2000 + noise
+                values = np.clip(values, 1, 65535).astype(np.uint16)
             dst.write(values, window=Window(0, top, width, h))
     print(f"wrote {path}: {height}x{width}x4 uint16, {os.path.getsize(path) / 2**20:.0f} MiB on disk")
 else:
@@ -74,4 +75,5 @@ else:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     mp = shape[0] * shape[1] / 1e6
     print(f"scene {shape[0]}x{shape[1]}x{shape[2]} uint16: {seconds:.1f} s ({seconds / mp:.2f} s/MP; CPU {cpu:.1f} s) "
-          f"after {prepare:.1f} s of engine preparation; peak RSS {peak:.0f} MiB; output {os.path.getsize(out) / 2**20:.0f} MiB")
+          f"after {prepare:.1f} s of engine preparation; peak RSS {peak:.0f} MiB; "
+          f"output {os.path.getsize(out) / 2**20:.0f} MiB")

@@ -305,7 +305,9 @@ def test_scene_equals_in_memory_tiling_exactly_with_one_tile_per_batch(tmp_path)
     np.testing.assert_array_equal(written, array.transpose(2, 0, 1))
 
 
-@pytest.mark.parametrize("scale", ["uint16", "uint8", 10000, (100, 4095), (-5, 300), [(0, 4095), (10, 60000)], (0.5, 70000.25)])
+@pytest.mark.parametrize(
+    "scale", ["uint16", "uint8", 10000, (100, 4095), (-5, 300), [(0, 4095), (10, 60000)], (0.5, 70000.25)]
+)
 @pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.uint8, np.int32, np.float32])
 def test_value_scale_numpy_paths_equal_the_tensor_ones(scale, dtype):
     """unit_array (float32 where exact) equals to_unit bit for bit on every 16-bit value; to_array is unchanged."""

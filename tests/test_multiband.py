@@ -279,3 +279,51 @@ def test_cli_translates_a_scene_to_out_scene_tif(tmp_path):
     assert code == 0
     with rasterio.open(tmp_path / "out" / "scene.tif") as out:
         assert out.crs.to_epsg() == 32632 and out.transform == transform and out.count == 4
+
+
+def test_scene_equals_in_memory_tiling_exactly_with_one_tile_per_batch(tmp_path):
+    """Window by window and in memory blend the same tiles in the same order: with one tile per forward pass
+    (so the model sees identical batches) the 16-bit outputs are identical, not just within rounding."""
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    rng = np.random.default_rng(5)
+    ys, xs = np.mgrid[0:137, 0:201]
+    values = (20000 + 15000 * np.sin(xs / 17.0) * np.cos(ys / 23.0) + rng.integers(-300, 300, (4, 137, 201)))
+    values = values.astype(np.uint16)
+    with rasterio.open(tmp_path / "scene.tif", "w", driver="GTiff", height=137, width=201, count=4, dtype="uint16",
+                       crs="EPSG:32633", transform=from_origin(0, 0, 10, 10)) as dst:
+        dst.write(values)
+    torch.manual_seed(0)
+    generator = UNetGenerator(in_channels=4, out_channels=4, num_downs=4, base_channels=4)
+    options = dict(size="tile", tile_size=48, tile_overlap=20, batch_size=1, device="cpu", precision="fp32",
+                   engine="torch")
+    translate(tmp_path / "scene.tif", generator, out=tmp_path / "out.tif", **options)
+    with rasterio.open(tmp_path / "out.tif") as out:
+        written = out.read()
+    array = translate(np.ascontiguousarray(values.transpose(1, 2, 0)), generator, **options)
+    np.testing.assert_array_equal(written, array.transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize(
+    "scale", ["uint16", "uint8", 10000, (100, 4095), (-5, 300), [(0, 4095), (10, 60000)], (0.5, 70000.25)]
+)
+@pytest.mark.parametrize("dtype", [np.uint16, np.int16, np.uint8, np.int32, np.float32])
+def test_value_scale_numpy_paths_equal_the_tensor_ones(scale, dtype):
+    """unit_array (float32 where exact) equals to_unit bit for bit on every 16-bit value; to_array is unchanged."""
+    value_scale = ValueScale.parse(scale)
+    info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    low, high = (max(info.min, -70000), min(info.max, 70000)) if info else (-1000, 70000)
+    values = np.arange(low, high + 1, dtype=np.int64)
+    values = np.resize(values, (2, 2, -(-values.size // 4))).astype(dtype)  # two bands: per-band pairs apply
+    if dtype is np.float32:
+        values += np.float32(0.37)
+    expected = value_scale.to_unit(torch.from_numpy(values.astype(np.float64))).numpy()
+    np.testing.assert_array_equal(value_scale.unit_array(values), expected)
+    unit = np.linspace(-0.1, 1.1, 2 * 3 * 1001, dtype=np.float32).reshape(2, 3, 1001)
+    for out_dtype in (np.uint16, np.uint8, np.float32):  # the former to_array rule, written out
+        lows, highs = (torch.tensor(value_scale.bands, dtype=torch.float64)[:, k].view(-1, 1, 1) for k in (0, 1))
+        stored = (torch.from_numpy(unit).double().clamp(0, 1) * (highs - lows) + lows).permute(1, 2, 0).numpy()
+        if np.issubdtype(out_dtype, np.integer):
+            stored = np.clip(np.rint(stored), np.iinfo(out_dtype).min, np.iinfo(out_dtype).max)
+        np.testing.assert_array_equal(value_scale.to_array(torch.from_numpy(unit), out_dtype), stored.astype(out_dtype))

@@ -160,6 +160,29 @@ class ValueScale:
         low, high = self._vectors(values.shape[-3], what)
         return ((values.double() - low) / (high - low)).clamp_(0, 1).float()
 
+    def _arrays(self, channels: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+        low, high = (vector.numpy() for vector in self._vectors(channels, what))
+        return low, high
+
+    def unit_array(self, values: np.ndarray, what: str = "image") -> np.ndarray:
+        """:meth:`to_unit` in numpy: stored ``(C, H, W)`` values to float32 [0, 1], clamped; identical results.
+
+        For the tiles of a scene: numpy's single-threaded loops cost less than torch's threaded kernels on
+        small arrays. Integers of up to 16 bits with integer bounds (``uint8``, ``uint16``, 10000, ...) are
+        computed in float32: every step is exact except the one division, and float32 division is correctly
+        rounded, so it equals the float64 result rounded to float32 (double rounding is harmless for a
+        division when 53 >= 2 * 24 + 2). Everything else goes through float64, as :meth:`to_unit` does.
+        """
+        low, high = self._arrays(values.shape[-3], what)
+        small_ints = values.dtype.kind in "iu" and values.dtype.itemsize <= 2
+        if small_ints and all(float(b).is_integer() and abs(b) <= 2**23 for pair in self.bands for b in pair):
+            unit = values.astype(np.float32)
+            unit -= low.astype(np.float32)
+            unit /= (high - low).astype(np.float32)
+        else:
+            unit = (values.astype(np.float64) - low) / (high - low)
+        return np.clip(unit, 0, 1, out=unit).astype(np.float32, copy=False)
+
     def from_unit(self, unit: torch.Tensor, what: str = "image") -> torch.Tensor:
         """[0, 1] ``(C, H, W)`` back to stored values as float64 (clamped to [0, 1] first)."""
         low, high = self._vectors(unit.shape[-3], what)
@@ -167,11 +190,20 @@ class ValueScale:
 
     def to_array(self, unit: torch.Tensor, dtype: np.dtype | str, what: str = "image") -> np.ndarray:
         """[0, 1] ``(C, H, W)`` to a stored ``(H, W, C)`` numpy array of ``dtype`` (integers: rounded, clipped)."""
-        values = self.from_unit(unit, what).permute(1, 2, 0).numpy()
+        return self.stored_array(unit.detach().cpu().double().numpy(), dtype, what).transpose(1, 2, 0)
+
+    def stored_array(self, unit: np.ndarray, dtype: np.dtype | str, what: str = "image") -> np.ndarray:
+        """[0, 1] ``(C, H, W)`` numpy floats to stored ``(C, H, W)`` values of ``dtype`` (integers: rounded, clipped).
+
+        The rule of :meth:`to_array` (which calls it), channels first: float64, in place (one copy)."""
+        low, high = self._arrays(unit.shape[-3], what)
+        values = np.clip(unit, 0, 1, dtype=np.float64)  # a new float64 array (``from_unit``'s rule)
+        values *= high - low
+        values += low
         dtype = np.dtype(dtype)
         if np.issubdtype(dtype, np.integer):
             info = np.iinfo(dtype)
-            values = np.clip(np.rint(values), info.min, info.max)
+            values = np.clip(np.rint(values, out=values), info.min, info.max, out=values)
         return values.astype(dtype)
 
 

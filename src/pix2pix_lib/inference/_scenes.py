@@ -27,12 +27,29 @@ __all__ = ["translate_scene"]
 
 #: GDAL block cache (MiB) while a scene is translated
 _GDAL_CACHE_MB = 256
+#: Columns converted to stored values at a time: bounds the float64 copy to a few MiB
+_STORE_COLUMNS = 2048
 
 
 def _dtype_scale(dtype: np.dtype) -> ValueScale:
     if dtype == np.uint8:
         return ValueScale.parse("uint8")
     return ValueScale.parse("float" if np.issubdtype(dtype, np.floating) else "uint16")
+
+
+def _stored(total: np.ndarray, weight: np.ndarray, valid: np.ndarray, scale: ValueScale, dtype: np.dtype,
+            nodata: float | None, what: str) -> np.ndarray:
+    """Blended sums ``(C, h, W)`` and weights ``(h, W)`` to stored values ``(C, h, W)``, nodata where not ``valid``.
+
+    In column chunks of :data:`_STORE_COLUMNS`, so the float64 step of the value scale stays small."""
+    stored = np.empty(total.shape, dtype)
+    for left in range(0, total.shape[2], _STORE_COLUMNS):
+        columns = slice(left, left + _STORE_COLUMNS)
+        unit = np.clip(total[:, :, columns] / weight[None, :, columns], 0, 1)
+        stored[:, :, columns] = scale.stored_array(unit, dtype, what)
+    if nodata is not None:
+        stored[:, ~valid] = nodata
+    return stored
 
 
 def translate_scene(
@@ -79,46 +96,39 @@ def translate_scene(
             rows.setdefault(top, []).append(index)
         tops = sorted(rows)
 
+        tile_h = len(plan[0][2])  # every row of tiles is this high
+
         def write(temp: Path) -> None:
+            # Row 0 of the buffers is always the current row of tiles' top: a row of tiles covers buffer rows
+            # [0, tile_h); once it is blended, the rows above the next row's top are final: written, then the
+            # rest (the overlap) moves up. Fixed buffers, no growth; numpy for the per-tile work (single-threaded
+            # loops beat torch's threaded kernels on tile-sized arrays, most of all on a busy machine).
+            total = np.zeros((out_channels, tile_h, width), np.float32)
+            weight = np.zeros((tile_h, width), np.float32)
+            valid = np.ones((tile_h, width), bool)
             with rasterio.open(temp, "w", **profile) as dst:
-                strip_top, total, weight, valid = 0, None, None, None
                 for row_index, top in enumerate(tqdm(tops, desc="scene rows", disable=not progress)):
-                    strip_h = plan[rows[top][0]][2].shape[0]
-                    window = src.read(window=Window(0, top, width, strip_h))  # (bands, h, W): one strip
-                    mask = np.ones(window.shape[1:], bool) if nodata is None else ~(window == nodata).any(0)
-                    end = top + strip_h
-                    if total is None:
-                        total = torch.zeros(out_channels, end - strip_top, width)
-                        weight = torch.zeros(1, end - strip_top, width)
-                        valid = np.ones((end - strip_top, width), bool)
-                    elif end - strip_top > total.shape[1]:  # grow the buffer to the new strip's end
-                        grow = end - strip_top - total.shape[1]
-                        total = torch.cat([total, torch.zeros(out_channels, grow, width)], 1)
-                        weight = torch.cat([weight, torch.zeros(1, grow, width)], 1)
-                        valid = np.concatenate([valid, np.ones((grow, width), bool)], 0)
-                    valid[top - strip_top :] &= mask
+                    window = src.read(window=Window(0, top, width, tile_h))  # (bands, h, W): one strip
+                    if nodata is not None:
+                        valid &= ~(window == nodata).any(0)
+                    row_w = plan[rows[top][0]][2].numpy()
                     for batch in batches(rows[top], batch_size):
-                        crops = [  # scaled tile by tile: no float copy of the whole strip
-                            input_scale.to_unit(torch.from_numpy(window[:, :, left : left + len(cols)].astype(np.float64)), str(path))
-                            for _, left, _, cols in (plan[i] for i in batch)
-                        ]
-                        outputs = runner(torch.stack(crops)).cpu()
+                        inputs = np.stack([input_scale.unit_array(window[:, :, left : left + len(cols)], str(path))
+                                           for _, left, _, cols in (plan[i] for i in batch)])
+                        outputs = runner(torch.from_numpy(inputs)).cpu().numpy()
                         for i, output in zip(batch, outputs, strict=True):
-                            _, left, row_w, col_w = plan[i]
-                            window_w = row_w[:, None] * col_w[None, :]
-                            offset = top - strip_top
-                            total[:, offset : offset + len(row_w), left : left + len(col_w)] += output * window_w
-                            weight[:, offset : offset + len(row_w), left : left + len(col_w)] += window_w
-                    final = tops[row_index + 1] if row_index + 1 < len(tops) else end  # rows no later tile touches
-                    done = final - strip_top
-                    if done > 0:
-                        result = (total[:, :done] / weight[:, :done]).clamp_(0, 1)
-                        stored = output_scale.to_array(result, out_dtype, str(out)).transpose(2, 0, 1)
-                        if nodata is not None:
-                            stored[:, ~valid[:done]] = nodata
-                        dst.write(stored, window=Window(0, strip_top, width, done))
-                        total, weight, valid = total[:, done:], weight[:, done:], valid[done:]
-                        strip_top = final
+                            _, left, _, col_w = plan[i]
+                            right = left + len(col_w)
+                            window_w = np.multiply.outer(row_w, col_w.numpy())
+                            total[:, :, left:right] += output * window_w
+                            weight[:, left:right] += window_w
+                    done = tops[row_index + 1] - top if row_index + 1 < len(tops) else tile_h  # final rows
+                    dst.write(_stored(total[:, :done], weight[:done], valid[:done], output_scale, out_dtype, nodata,
+                                      str(out)), window=Window(0, top, width, done))
+                    keep = tile_h - done
+                    for buffer, fill in ((total, 0), (weight, 0), (valid, True)):
+                        buffer[..., :keep, :] = buffer[..., done:, :]
+                        buffer[..., keep:, :] = fill
 
         write_atomically(out, write)
     return out

@@ -314,3 +314,17 @@ def test_openvino_int8_with_bad_calibration_warns_and_falls_back_to_torch() -> N
 
 def test_openvino_int8_is_not_an_auto_candidate_by_default() -> None:
     assert "openvino-int8" in _engines.ENGINES and "openvino-int8" not in _engine_choice.DEFAULT_CANDIDATES
+
+
+def test_auto_considers_int8_only_with_calibration_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    _int8_engine_installed()
+    monkeypatch.delenv(_engine_choice.CANDIDATES_ENV, raising=False)
+    model = _scaled(seed=1)
+
+    def context(calibration: tuple[torch.Tensor, ...]) -> _engines.EngineContext:
+        return _engines.EngineContext(model, torch.device("cpu"), "bf16", "per_image", (-1.0, 1.0), (-1.0, 1.0), calibration)
+
+    assert "openvino-int8" not in _engine_choice.auto_candidates(context(()))
+    assert "openvino-int8" in _engine_choice.auto_candidates(context(tuple(_smooth(2))))
+    monkeypatch.setenv(_engine_choice.CANDIDATES_ENV, "torch,openvino")  # an explicit list wins
+    assert "openvino-int8" not in _engine_choice.auto_candidates(context(tuple(_smooth(2))))

@@ -1,8 +1,8 @@
 """``engine="auto"``: measure the engines on the requested shape, keep the fastest that passes parity, remember it.
 
 On the first batch of a shape, every candidate engine (:func:`auto_candidates`: ``torch`` and the
-installed ONNX engines; ``torch-compiled`` only when named in :data:`CANDIDATES_ENV`, its first call
-takes many seconds) is prepared (graph export and compilation: reported as ``prepare_s``), run once
+installed ONNX engines, and ``openvino-int8`` when the runner has calibration images; ``torch-compiled``
+only when named in :data:`CANDIDATES_ENV`, its first call takes many seconds) is prepared (graph export and compilation: reported as ``prepare_s``), run once
 and gated against PyTorch float32 (see :mod:`._engines`). Then the engines that can still win are
 timed on the same batch, most promising first, for at most :data:`AUTO_BUDGET_S` seconds of extra
 work (plus one call), and the fastest that passed is kept (:func:`choose`).
@@ -163,9 +163,14 @@ def clear_engine_choices(file: bool = True) -> None:
 
 # --- measuring ------------------------------------------------------------------------------------------
 def auto_candidates(context: EngineContext) -> list[str]:
-    """The engines ``auto`` considers here: :data:`CANDIDATES_ENV` or :data:`DEFAULT_CANDIDATES`, those that can run."""
+    """The engines ``auto`` considers here: :data:`CANDIDATES_ENV` or :data:`DEFAULT_CANDIDATES`, those that can run.
+
+    With calibration images (``calibration=``) the default candidates include ``openvino-int8``: int8
+    quality depends on them, so ``auto`` never quantises without them (the int8 gate still applies)."""
     text = os.environ.get(CANDIDATES_ENV)
     names = [n.strip() for n in text.split(",") if n.strip()] if text else list(DEFAULT_CANDIDATES)
+    if not text and context.calibration:
+        names.append("openvino-int8")
     unknown = [n for n in names if n not in _ENGINE_CLASSES]
     if unknown:
         raise ValueError(f"{CANDIDATES_ENV}={text!r}: unknown engine(s) {', '.join(unknown)}; "

@@ -144,7 +144,8 @@ def translate(
         progress: show a progress bar over forward passes.
         compile: run a frozen inductor graph per input shape (cached; a slow first call); default:
             only for ``"int8"``. ``calibration``: images (any kind ``image`` takes) to calibrate
-            int8 on; default: the first batch. ``min_psnr_db``: int8's gate against float32.
+            int8 on (``precision="int8"``, ``engine="openvino-int8"``, and ``engine="auto"``, which then
+            also measures ``openvino-int8``); default: the first batch. ``min_psnr_db``: int8's gate against float32.
         max_pixels: refuse any image with more pixels (checked from a file's header, before decoding);
             default :data:`DEFAULT_MAX_PIXELS` (64 megapixels), :data:`TILE_MAX_PIXELS` for ``"tile"``;
             ``float("inf")``: no bound. Pillow's decompression-bomb guard applies to files regardless.

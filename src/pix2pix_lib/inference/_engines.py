@@ -10,11 +10,12 @@ batches of that shape pay nothing but compute:
   (autocast, channels-last): the reference and the fallback of every other engine.
 * ``"torch-compiled"`` -- a frozen inductor graph (:class:`~._compiled.CompiledForward`); slow first call.
 * ``"onnxruntime"`` -- the generator exported in its norm mode to ONNX in memory, by the code path of
-  :func:`pix2pix_lib.export`, run by an onnxruntime session (float32; ``pix2pix_lib[export]``).
-* ``"openvino"`` -- the generator exported to ONNX with its 4x4 stride-2 transposed convolutions in
-  the sub-pixel form (ordinary convolutions, the same outputs: OpenVINO's CPU plugin runs
-  ``Deconvolution`` in f32 even under a bf16 hint), converted by ``openvino.convert_model`` and
-  compiled for the CPU with a bf16 inference-precision hint where the CPU has bf16
+  :func:`pix2pix_lib.export` but with its 4x4 stride-2 transposed convolutions in the sub-pixel form
+  (ordinary convolutions, the same outputs, which both graph runtimes run faster), run by an
+  onnxruntime session (float32; ``pix2pix_lib[export]``).
+* ``"openvino"`` -- the same ONNX model converted by ``openvino.convert_model`` and compiled for the
+  CPU with a bf16 inference-precision hint where the CPU has bf16 (OpenVINO's CPU plugin runs
+  ``Deconvolution`` in f32 even then; the sub-pixel form's convolutions run in bf16)
   (``pix2pix_lib[openvino]``).
 * ``"openvino-int8"`` -- the plain ONNX model (transposed convolutions kept) statically quantised to
   int8 (:mod:`._quantized_engines`: convolutions *and* transposed convolutions), calibrated on the runner's calibration images or else
@@ -212,6 +213,11 @@ def _check_graph_engine(name: str, context: EngineContext) -> None:
 class _GraphEngine(Engine):
     """An engine of an exported graph: one per sample shape, batches run in chunks of the first batch's size."""
 
+    #: capture the 4x4 stride-2 transposed convolutions as ordinary convolutions (:func:`_program`): both
+    #: onnxruntime (``ConvTranspose`` 120 ms vs ``Conv`` 44 ms per paper U-Net image) and OpenVINO
+    #: (``Deconvolution`` in f32 under a bf16 hint) run them slower (docs/performance.md)
+    subpixel_graph = True
+
     def __init__(self, context: EngineContext) -> None:
         _check_graph_engine(self.name, context)
         super().__init__(context)
@@ -324,7 +330,7 @@ class OnnxRuntimeEngine(_GraphEngine):
         model = self.context.model
         if isinstance(model, OnnxGenerator):
             return _OrtGraph(model.session)
-        return _OrtGraph(ort.InferenceSession(_onnx(model, self.context.mode), options, providers=["CPUExecutionProvider"]))
+        return _OrtGraph(ort.InferenceSession(_onnx(model, self.context.mode, self.subpixel_graph), options, providers=["CPUExecutionProvider"]))
 
 
 _OV_PRECISIONS = {"bf16": ("bf16", "BF16"), "fp16": ("f16", "FP16")}
@@ -345,9 +351,6 @@ class OpenVinoEngine(_GraphEngine):
     """``openvino.convert_model`` of the captured generator, compiled for the CPU per input shape."""
 
     name = "openvino"
-    #: capture the transposed convolutions as ordinary ones: OpenVINO's CPU plugin runs ``Deconvolution`` in
-    #: f32 under a bf16 hint, ``Convolution`` in bf16 (docs/performance.md, "the sub-pixel form in OpenVINO")
-    subpixel_graph = True
 
     def _build(self, x: torch.Tensor) -> _OvGraph:
         ov = _require(self.name)

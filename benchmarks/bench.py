@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settings",
         default="fp32,bf16+autocast,bf16",
-        help="library settings: fp32|bf16|int8 (int8: translate only) with optional +cl (channels-last), +compile "
+        help="library settings: fp32|bf16|int8 (int8: translate only) with optional +cl (channels-last), +compile, "
+        "+cudagraphs (training: compile='reduce-overhead', CUDA graphs on a GPU) "
         "and +autocast (training: plain bf16 autocast instead of the default bf16 weight copies) "
         "(default: fp32,bf16+autocast,bf16)",
     )
@@ -41,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: torch,torch-compiled,onnxruntime,openvino,auto; auto's choice is marked)",
     )
     parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default: 7; 2 with --quick)")
+    parser.add_argument(
+        "--iterations", type=int, default=1,
+        help="timed iterations per contender per round (default: 1; more on a GPU, where one step is milliseconds)",
+    )
     parser.add_argument("--warmup", type=int, default=None, help="untimed iterations per contender (default: 2; 1 with --quick)")
     parser.add_argument("--image-size", type=int, default=256, help="square image side (default: 256)")
     parser.add_argument("--num-downs", type=int, default=8, help="U-Net depth of both models (default: 8, the paper's)")
@@ -61,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         infer_batch_sizes=parse_sizes(args.infer_batch_sizes, "--infer-batch-sizes"),
         settings=parse_settings(args.settings, compile=args.compile),
         tasks=tuple(task.strip() for task in args.tasks.split(",") if task.strip()),
+        iterations=args.iterations,
         rounds=args.rounds if args.rounds is not None else (2 if args.quick else 7),
         warmup=args.warmup if args.warmup is not None else (1 if args.quick else 2),
         image_size=args.image_size,

@@ -64,6 +64,8 @@ class Setting:
     compile: bool = False
     autocast_only: bool = False
     """Training: bf16 through plain autocast (``TrainConfig.weight_copies=False``) instead of the default."""
+    cuda_graphs: bool = False
+    """Training: ``torch.compile`` in ``"reduce-overhead"`` mode (CUDA graphs on a GPU) instead of ``"default"``."""
     engine: str | None = None
     """Translate only: ``translate(engine=...)`` at the library's default precision; None: the ``torch`` engine."""
 
@@ -76,7 +78,8 @@ class Setting:
         """Short label, e.g. ``"bf16+cl+compile"`` or ``"engine=openvino"``."""
         if self.engine:
             return f"engine={self.engine}"
-        flags = ["cl"] * self.channels_last + ["compile"] * self.compile + ["autocast"] * self.autocast_only
+        flags = (["cl"] * self.channels_last + ["compile"] * (self.compile and not self.cuda_graphs)
+                 + ["cudagraphs"] * self.cuda_graphs + ["autocast"] * self.autocast_only)
         return "+".join([self.precision] + flags)
 
 
@@ -270,7 +273,7 @@ def _build_trainer_step(spec: _ContenderSpec, device: torch.device) -> tuple[Cal
         batch_size=spec.batch_size,
         precision=setting.precision,
         channels_last=setting.channels_last,
-        compile=setting.compile,
+        compile="reduce-overhead" if setting.cuda_graphs else setting.compile,
         weight_copies=False if setting.autocast_only else "auto",
         progress_bar=False,
         tensorboard=False,
@@ -459,7 +462,8 @@ def _specs(config: BenchmarkConfig) -> list[list[_ContenderSpec]]:
                 + [
                     _ContenderSpec(task, batch_size, setting, config)
                     for setting in config.settings + (engines if task == "infer" else ())
-                    if task != "train" or setting.precision != "int8"  # int8 is for inference only
+                    # int8 is for inference only; +cudagraphs is a training step's compile mode
+                    if (task != "train" or setting.precision != "int8") and (task == "train" or not setting.cuda_graphs)
                 ]
             )
     return groups
@@ -615,11 +619,13 @@ def parse_settings(text: str, compile: bool = False) -> tuple[Setting, ...]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         parts = item.split("+")
         flags = set(parts[1:])
-        if parts[0] not in ("fp32", "bf16", "int8") or not flags <= {"cl", "compile", "autocast"}:
+        if parts[0] not in ("fp32", "bf16", "int8") or not flags <= {"cl", "compile", "cudagraphs", "autocast"}:
             raise ValueError(
-                f"setting {item!r} is invalid: expected fp32, bf16 or int8, optionally +cl, +compile and/or +autocast"
+                f"setting {item!r} is invalid: expected fp32, bf16 or int8, optionally +cl, +compile, +cudagraphs "
+                "and/or +autocast"
             )
-        settings.append(Setting(parts[0], "cl" in flags, "compile" in flags, "autocast" in flags))  # type: ignore[arg-type]
+        graphs = "cudagraphs" in flags  # training: torch.compile(mode="reduce-overhead")
+        settings.append(Setting(parts[0], "cl" in flags, "compile" in flags or graphs, "autocast" in flags, graphs))  # type: ignore[arg-type]
     if compile:
         settings += [dataclasses.replace(s, compile=True) for s in settings if not s.compile]
     return tuple(dict.fromkeys(settings))

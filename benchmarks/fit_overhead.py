@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, default=200, help="steps per contender (default: 200)")
     parser.add_argument("--pairs", type=int, default=None, help="use only the first N pairs (shorter epochs)")
     parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... or auto (default: cpu)")
     parser.add_argument("--num-workers", default=None, help="TrainConfig.num_workers for the loop and fit (default: the default)")
     return parser
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     def trainer(out_dir: str, **extra: Any) -> TimedTrainer:
         torch.manual_seed(0)
         config = TrainConfig(out_dir=out_dir, **options, **extra)
-        return TimedTrainer(UNetGenerator(), PatchDiscriminator(), config, device="cpu")
+        return TimedTrainer(UNetGenerator(), PatchDiscriminator(), config, device=args.device)
 
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[str, float] = {}
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         config = bare.engine.config  # the loader fit() builds (the bare loop's data path)
         loader, sampler = train_dataloader(
             dataset, bare.engine.distributed, batch_size=config.batch_size, num_workers=config.num_workers,
-            seed=config.seed, pin_memory=False, generator=torch.Generator().manual_seed(config.seed),
+            seed=config.seed, pin_memory=bare.engine.device.type == "cuda", generator=torch.Generator().manual_seed(config.seed),
         )
         batch = next(iter(loader))
         bare.train_on_batch(batch)  # warm-up
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     inside = sum(end - begin for begin, end in spans)
     gaps = [spans[i + 1][0] - spans[i][1] for i in range(len(spans) - 1)]
     long_gaps = [gap for gap in gaps if gap > 1.0]  # epoch ends (samples, validation, checkpoint)
-    print(f"{len(dataset)} pairs from {args.data}, batch {args.batch_size}, {args.steps} steps, {torch.get_num_threads()} threads")
+    print(f"{len(dataset)} pairs from {args.data}, batch {args.batch_size}, {args.steps} steps, {torch.get_num_threads()} threads, "
+          f"{fitted.engine.device}, num_workers={fitted.engine.config.num_workers}")
     print("| contender | s/step | x bare loop |")
     print("|---|---:|---:|")
     for name, value in results.items():

@@ -120,6 +120,8 @@ def test_bad_options_are_named() -> None:
     assert parse_settings("fp32, bf16+cl", compile=True) == (
         Setting("fp32"), Setting("bf16", True), Setting("fp32", False, True), Setting("bf16", True, True)
     )
+    assert parse_settings("bf16+cl+cudagraphs") == (Setting("bf16", True, True, False, True),)
+    assert Setting("bf16", True, True, False, True).name == "bf16+cl+cudagraphs"
     with pytest.raises(ValueError, match="fp16"):
         parse_settings("fp16")
     with pytest.raises(ValueError, match="--batch-sizes"):

@@ -244,3 +244,23 @@ def test_feature_matching_needs_a_discriminator_with_features(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"lambda_feat=1.0 needs a discriminator.*features=True.*PlainD"):
         Pix2PixTrainer(UNetGenerator(num_downs=3, base_channels=8), PlainD(),
                        TrainConfig(out_dir=str(tmp_path), lambda_feat=1.0, **QUIET), device="cpu")  # fmt: skip
+
+
+def test_compile_modes_reach_torch_compile_and_cuda_graph_steps_are_marked(tmp_path, monkeypatch) -> None:
+    modes, marks = [], []
+
+    def fake_compile(model, mode=None):
+        modes.append(mode)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    trainer = tiny_trainer(tmp_path, compile="reduce-overhead")
+    assert not trainer.engine.cuda_graphs  # CUDA graphs are a GPU's: on the CPU the mode only compiles
+    batch = {"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1}
+    trainer.train_on_batch(batch)
+    assert modes and set(modes) == {"reduce-overhead"} and not marks
+    trainer.engine.cuda_graphs = True  # as on a GPU: every step begins a new generation of graph outputs
+    trainer.train_on_batch(batch)
+    trainer.train_on_batch(batch)
+    assert len(marks) == 2

@@ -84,6 +84,19 @@ def test_one_nan_pixel_is_enough(model) -> None:
         translate(image, model=model, **NATIVE)
 
 
+def test_a_bad_image_in_a_batch_is_named_and_tensors_stay_where_they_are(model) -> None:
+    batch = torch.rand(3, 3, 8, 8)
+    batch[2, 0, 1, 1] = float("inf")
+    with pytest.raises(ValueError, match=r"image\[2\]: contains NaN or infinite"):
+        translate(batch, model=model, **NATIVE)
+    good = torch.rand(3, 3, 8, 8)
+    out = translate(good, model=model, **NATIVE)
+    assert out.shape == good.shape and out.device == good.device and out.dtype == good.dtype
+    quantized = (good * 255).round().to(torch.uint8)
+    as_uint8, as_float = (translate(x, model=model, **NATIVE) for x in (quantized, quantized / 255))
+    assert as_uint8.dtype == torch.uint8 and torch.equal(as_uint8, (as_float * 255).round().to(torch.uint8))
+
+
 def test_float_0_255_error_says_what_to_do(model) -> None:
     with pytest.raises(ValueError, match="255") as info:
         translate(torch.rand(3, 8, 8) * 255, model=model, **NATIVE)

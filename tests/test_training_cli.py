@@ -58,6 +58,9 @@ def test_train_options_map_to_train_config() -> None:
     assert (args.epochs, args.channels_last, args.compile, args.batch_size) == (3, "off", True, None)
     with pytest.raises(SystemExit):
         parser.parse_args(["train"])  # --data is required
+    assert parser.parse_args(["train", "--compile", "reduce-overhead", "--data", "x"]).compile == "reduce-overhead"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--data", "x", "--compile", "fastest"])  # not a torch.compile mode
     flags = {action.dest for action in parser._subparsers._group_actions[0].choices["train"]._actions}
     exposed = {"epochs", "epochs_decay", "max_steps", "batch_size", "lr", "lambda_l1", "gan_mode", "precision", "seed"}
     assert exposed <= flags and exposed <= set(TrainConfig().to_dict())

@@ -124,3 +124,15 @@ def test_the_paper_preset_is_the_papers_recipe() -> None:
     assert TrainConfig.preset("paper", max_steps=10, out_dir="x").max_steps == 10
     with pytest.raises(ValueError, match="known presets: paper"):
         TrainConfig.preset("fast")
+
+
+def test_compile_takes_a_torch_compile_mode() -> None:
+    assert TrainConfig().compile_mode is None
+    assert TrainConfig(compile=True).compile_mode == "default"
+    assert TrainConfig(compile="reduce-overhead").compile_mode == "reduce-overhead"
+    config = TrainConfig.from_json(TrainConfig(compile="max-autotune").to_json())
+    assert config.compile == "max-autotune"
+    with pytest.raises(ValueError, match=r"TrainConfig\.compile='cudagraphs' .*'reduce-overhead'"):
+        TrainConfig(compile="cudagraphs")
+    with pytest.raises(ValueError, match=r"TrainConfig\.r1_gamma=1\.0 .*compile"):
+        TrainConfig(r1_gamma=1.0, compile="reduce-overhead")

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..devices import PRECISIONS
 from ..models.task import DIRECTIONS
-from ..training._config import GAN_MODES, LR_SCALINGS
+from ..training._config import COMPILE_MODES, GAN_MODES, LR_SCALINGS
 from ._options import (
     UsageError, add_threads, choice, option_words, fraction, non_negative_float, non_negative_int, open_fraction, paired_dataset,
     positive_float, positive_int,
@@ -186,7 +186,11 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         "--weight-copies", choices=("auto", "on", "off"), default=None,
         help="bf16 working copies of the weights, re-cast once per step (default: auto: on for bf16 on CPUs with AMX)",
     )  # fmt: skip
-    parser.add_argument("--compile", action="store_const", const=True, default=None, help="use torch.compile")
+    parser.add_argument(
+        "--compile", nargs="?", const=True, default=None, choices=COMPILE_MODES, metavar="MODE",
+        help=f"use torch.compile, optionally in a mode: {', '.join(COMPILE_MODES)} "
+        "(reduce-overhead: CUDA graphs on a GPU) (default: off; --compile alone: default)",
+    )
     parser.add_argument("--sync-batchnorm", action="store_const", const=True, default=None, help="SyncBatchNorm under DDP")
     parser.add_argument("--no-progress", dest="progress_bar", action="store_const", const=False, default=None)
     parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_const", const=False, default=None)

@@ -17,6 +17,7 @@ batch in each process. ``PIX2PIX_ENGINE_CACHE=off`` keeps choices in memory only
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -78,6 +79,7 @@ def cache_path() -> Path | None:
     return Path(base) / "pix2pix_lib" / "engines.json"
 
 
+@functools.cache  # once per process: translate() selects an engine on every call (its runner is new each time)
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -86,6 +88,7 @@ def _cpu_model() -> str:
         return platform.processor() or platform.machine()
 
 
+@functools.cache  # importlib.metadata parses the package's METADATA file: ~1 ms a call
 def _version(distribution: str) -> str | None:
     try:
         return importlib.metadata.version(distribution)

@@ -36,7 +36,10 @@ ImageLike = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
 
 @dataclass
 class Item:
-    """One image as a float (C, H, W) tensor in [0, 1] on the CPU, and how to give the result back."""
+    """One image as a float (C, H, W) tensor in [0, 1], and how to give the result back.
+
+    Decoded files, PIL images and arrays are on the CPU; a tensor's pixels stay on its own device, so a batch
+    already on the GPU is translated there without a round trip through host memory."""
 
     pixels: torch.Tensor
     restore: Callable[[torch.Tensor], Any]
@@ -146,24 +149,46 @@ def _from_numpy(array: np.ndarray, in_channels: int | None, label: str, scales: 
     return Item(pixels, restore)
 
 
-def _from_tensor(tensor: torch.Tensor, in_channels: int | None, label: str) -> Item:
-    if tensor.ndim != 3:
-        raise ValueError(f"{label}: expected a (C, H, W) tensor, got shape {tuple(tensor.shape)}")
+def _tensor_pixels(tensor: torch.Tensor, label: str) -> torch.Tensor:
+    """A uint8 or float tensor as float32 in [0, 1] on its own device, checked (see :func:`_check_pixels`)."""
     if tensor.dtype == torch.uint8:
-        pixels = uint8_to_unit(tensor.detach().cpu())
+        pixels = uint8_to_unit(tensor.detach())
     elif tensor.is_floating_point():
-        pixels = tensor.detach().cpu().float()
+        pixels = tensor.detach().float()
     else:
         raise ValueError(f"{label}: tensors must be uint8 (0-255) or float (0-1), got {tensor.dtype}")
-    _check_pixels(pixels, label, tuple(tensor.shape))
-    _check_channels(pixels, in_channels, label, tuple(tensor.shape))
-    dtype, device = tensor.dtype, tensor.device
+    return _check_pixels(pixels, label, tuple(tensor.shape))
+
+
+def _tensor_item(pixels: torch.Tensor, like: torch.Tensor, in_channels: int | None, label: str) -> Item:
+    """An item of checked ``pixels`` (C, H, W) whose result comes back with ``like``'s dtype and device."""
+    _check_channels(pixels, in_channels, label, tuple(pixels.shape))
+    dtype, device = like.dtype, like.device
 
     def restore(result: torch.Tensor) -> torch.Tensor:
         out = unit_to_uint8(result) if dtype == torch.uint8 else result.to(dtype)
         return out.to(device)
 
     return Item(pixels, restore)
+
+
+def _from_tensor(tensor: torch.Tensor, in_channels: int | None, label: str) -> Item:
+    if tensor.ndim != 3:
+        raise ValueError(f"{label}: expected a (C, H, W) tensor, got shape {tuple(tensor.shape)}")
+    return _tensor_item(_tensor_pixels(tensor, label), tensor, in_channels, label)
+
+
+def _from_batch(batch: torch.Tensor, in_channels: int | None, label: str) -> list[Item]:
+    """A (N, C, H, W) batch as items, converted and checked at once (three reads of the batch rather than three
+    per image: on a GPU each read waits for the device). A batch that fails the check is checked again image by
+    image, so that the error names the image at fault."""
+    try:
+        pixels = _tensor_pixels(batch, label)
+    except ValueError:
+        for i, sample in enumerate(batch):
+            _tensor_pixels(sample, f"{label}[{i}]")
+        raise
+    return [_tensor_item(pixels[i], sample, in_channels, f"{label}[{i}]") for i, sample in enumerate(batch)]
 
 
 def _check_size(height: int, width: int, max_pixels: float, size: str, label: str) -> None:
@@ -217,6 +242,6 @@ def to_items(
         if image.ndim == 4:  # a batch: translated image by image, stacked back
             if image.shape[0] == 0:
                 raise ValueError(f"{label}: the batch is empty (shape {tuple(image.shape)})")
-            return [_from_tensor(sample, in_channels, f"{label}[{i}]") for i, sample in enumerate(image)]
+            return _from_batch(image, in_channels, label)
         return [_from_tensor(image, in_channels, label)]
     raise TypeError(f"{label}: expected a path, PIL image, numpy array or tensor, got {type(image).__name__}")

@@ -238,7 +238,7 @@ def _translate_resized(
                 for i in batch
             ]
         ).clamp_(0, 1)
-        outputs = runner(inputs).cpu()
+        outputs = runner(inputs).to(inputs.device)
         for i, output in zip(batch, outputs, strict=True):
             height, width = items[i].pixels.shape[-2:]
             resized = TF.resize(output, [height, width], InterpolationMode.BICUBIC, antialias=True)
@@ -255,7 +255,8 @@ def _translate_native(
     batches = [batch for indices in by_size.values() for batch in _batches(indices, batch_size)]
     results: dict[int, torch.Tensor] = {}
     for batch in tqdm(batches, desc="translate", disable=not progress):
-        for i, output in zip(batch, runner(torch.stack([items[i].pixels for i in batch])).cpu(), strict=True):
+        inputs = torch.stack([items[i].pixels for i in batch])
+        for i, output in zip(batch, runner(inputs).to(inputs.device), strict=True):
             results[i] = output
     return [results[i] for i in range(len(items))]
 
@@ -266,19 +267,19 @@ def _translate_tiled(
     height, width = pixels.shape[-2:]
     tiles = _tiles(height, width, tile, overlap)
     total: torch.Tensor | None = None
-    weight = torch.zeros(1, height, width)
+    weight = torch.zeros(1, height, width, device=pixels.device)
     batches = list(_batches(range(len(tiles)), batch_size))
     for batch in tqdm(batches, desc="tiles", disable=not progress):
         crops = [
             pixels[:, top : top + len(rows), left : left + len(cols)]
             for top, left, rows, cols in (tiles[i] for i in batch)
         ]
-        outputs = runner(torch.stack(crops)).cpu()
+        outputs = runner(torch.stack(crops)).to(pixels.device)
         if total is None:
-            total = torch.zeros(outputs.shape[1], height, width)
+            total = torch.zeros(outputs.shape[1], height, width, device=pixels.device)
         for i, output in zip(batch, outputs, strict=True):
             top, left, rows, cols = tiles[i]
-            window = rows[:, None] * cols[None, :]
+            window = (rows[:, None] * cols[None, :]).to(pixels.device)
             total[:, top : top + len(rows), left : left + len(cols)] += output * window
             weight[:, top : top + len(rows), left : left + len(cols)] += window
     assert total is not None

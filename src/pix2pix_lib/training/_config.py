@@ -13,13 +13,18 @@ from typing import Any, Literal
 from ..atomic_io import write_text_atomically
 from ..devices import PRECISIONS, Precision, training_precision_error
 
-__all__ = ["GAN_MODES", "LR_SCALINGS", "PRESETS", "TrainConfig"]
+__all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "GAN_MODES", "LR_SCALINGS", "PRESETS", "TrainConfig"]
 
 GAN_MODES: tuple[str, ...] = ("vanilla", "lsgan", "hinge")
 LR_SCALINGS: tuple[str, ...] = ("none", "sqrt", "linear")
+#: ``torch.compile`` modes :attr:`TrainConfig.compile` accepts by name (``True`` is ``"default"``).
+COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: The modes in which inductor replays CUDA graphs on a CUDA device.
+CUDA_GRAPH_MODES: tuple[str, ...] = ("reduce-overhead", "max-autotune")
 
 GanMode = Literal["vanilla", "lsgan", "hinge"]
 LrScaling = Literal["none", "sqrt", "linear"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 
 
 @dataclass
@@ -78,8 +83,10 @@ class TrainConfig:
     """Train bf16 through working copies of the convolution weights (bf16, channels-last) that are re-cast
     once per optimizer step, with the fp32 weights as masters (see :mod:`._working_weights`); ``"auto"``:
     on for bf16 on a CPU with AMX in a single process without ``compile``, where it measured fastest (docs/performance.md)."""
-    compile: bool = False
-    """Wrap the generator and the discriminator in :func:`torch.compile`."""
+    compile: bool | CompileMode = False
+    """Wrap the generator and the discriminator in :func:`torch.compile`: ``True`` (inductor's ``"default"``
+    mode) or a mode by name; ``"reduce-overhead"`` also replays each step's kernels as CUDA graphs on a GPU
+    (what pays at small batches there, docs/performance.md). False: eager."""
     num_workers: int = 0
     """DataLoader worker processes (0 loads in the main process)."""
     sync_batchnorm: bool = False
@@ -165,9 +172,11 @@ class TrainConfig:
         for option in ("channels_last", "weight_copies"):
             if getattr(self, option) not in (True, False, "auto"):
                 fail(option, "True, False or 'auto'")
-        for option in ("compile", "sync_batchnorm", "progress_bar", "tensorboard"):
+        for option in ("sync_batchnorm", "progress_bar", "tensorboard"):
             if not isinstance(getattr(self, option), bool):
                 fail(option, "True or False")
+        if not isinstance(self.compile, bool) and self.compile not in COMPILE_MODES:
+            fail("compile", f"True, False or a torch.compile mode: {', '.join(map(repr, COMPILE_MODES))}")
         if self.r1_gamma > 0 and self.compile:
             fail("r1_gamma", "0 with compile=True (torch.compile does not support the double backward R1 needs)")
         if not isinstance(self.out_dir, (str, os.PathLike)) or not str(self.out_dir):
@@ -175,6 +184,13 @@ class TrainConfig:
         self.out_dir = os.fspath(self.out_dir)
 
     # --- derived values ----------------------------------------------------------------------------
+    @property
+    def compile_mode(self) -> str | None:
+        """The :func:`torch.compile` mode of :attr:`compile` (``True`` is ``"default"``); None: eager."""
+        if self.compile is False:
+            return None
+        return "default" if self.compile is True else self.compile
+
     @property
     def total_epochs(self) -> int:
         """``epochs + epochs_decay``: the length of the full schedule."""

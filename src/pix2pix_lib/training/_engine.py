@@ -40,7 +40,7 @@ from ..models.task import TaskMetadata
 from ..norm_modes import NormMode, inference_norm, resolve_norm_mode
 from ._background_writer import BackgroundWriter, Snapshots
 from ._checkpoint import CheckpointManager, check_trainer_state, fill_checkpoint, read_checkpoint, write_checkpoint
-from ._config import TrainConfig
+from ._config import CUDA_GRAPH_MODES, TrainConfig
 from ._data_loading import (
     check_training_files, eval_dataloader, first_items, split_for_validation, task_from_dataset, train_dataloader,
     unwrap_dataset,
@@ -98,6 +98,7 @@ class Engine:
     Attributes:
         config: the :class:`TrainConfig`. device: where training runs. distributed: the DDP context.
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``. grad_scaler: the fp16 loss scaler (disabled otherwise).
+        cuda_graphs: whether the compiled networks replay CUDA graphs (``compile="reduce-overhead"`` on a GPU).
         epoch: completed epochs. global_step: completed optimisation steps. step_in_epoch: steps of
         the unfinished epoch. run_dir: the run folder. interrupted / stop_reason: how the last
         :meth:`fit` ended. last_validation: the numbers of the last :meth:`validate`.
@@ -113,6 +114,7 @@ class Engine:
         self.precision = resolve_precision(config.precision, self.device)
         self.channels_last = resolve_channels_last(config.channels_last, self.precision, self.device)
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.cuda_graphs = config.compile_mode in CUDA_GRAPH_MODES and self.device.type == "cuda"
         self.grad_scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.weight_copies = resolve_weight_copies(
             config.weight_copies, self.precision, self.device, self.distributed.is_distributed, config.compile
@@ -200,7 +202,8 @@ class Engine:
                 model: Any = self._working_weights[name]
             else:
                 model = module if frozen else wrap_data_parallel(module, self.device)
-            self._training_models[key] = torch.compile(model) if self.config.compile else model
+            mode = self.config.compile_mode
+            self._training_models[key] = model if mode is None else torch.compile(model, mode=mode)
         return self._training_models[key]
 
     # --- precision --------------------------------------------------------------------------------------
@@ -225,6 +228,8 @@ class Engine:
     def _step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
         recipe = self._recipe()
         self.setup()
+        if self.cuda_graphs:  # each step is a new generation of the compiled graphs' output buffers
+            torch.compiler.cudagraph_mark_step_begin()
         outputs = recipe.training_step(recipe.transfer_batch_to_device(batch, self.device, 0), batch_idx)
         self.global_step += 1
         return {name: value.detach() for name, value in outputs.items()}

@@ -11,6 +11,10 @@ Runs the same number of steps three ways on one paired dataset, with the default
 It prints seconds per step for each, ``fit()``'s ratio to the bare loop, and where ``fit()``'s
 extra time went (time inside steps, between steps, in epoch ends and the final checkpoint), from
 timestamps taken in the trainer's hooks. Not part of CI; docs/performance.md has the results.
+
+``--interleaved`` measures in one process, step by step alternating, so that drift between runs cannot
+hide the effect: after every step of ``fit()`` (in ``on_train_batch_end``) a second trainer makes one bare
+``train_on_batch`` on a batch in memory, and fit's own steps are compared with those bare steps.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairs", type=int, default=None, help="use only the first N pairs (shorter epochs)")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... or auto (default: cpu)")
+    parser.add_argument("--interleaved", action="store_true",
+                        help="alternate fit()'s steps with bare steps of a second trainer, in one process")
     parser.add_argument("--num-workers", default=None, help="TrainConfig.num_workers for the loop and fit (default: the default)")
     return parser
 
@@ -75,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.manual_seed(0)
         config = TrainConfig(out_dir=out_dir, **options, **extra)
         return TimedTrainer(UNetGenerator(), PatchDiscriminator(), config, device=args.device)
+
+    if args.interleaved:
+        return _interleaved(args, dataset, trainer, TimedTrainer)
 
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[str, float] = {}
@@ -124,6 +134,49 @@ def main(argv: list[str] | None = None) -> int:
         f"between steps {sum(gaps) - sum(long_gaps):.1f} s (median {1e3 * statistics.median(gaps):.1f} ms); "
         f"epoch ends {sum(long_gaps):.1f} s ({len(long_gaps)}); after the last step {start + total - spans[-1][1]:.1f} s"
     )
+    return 0
+
+
+def _interleaved(args: argparse.Namespace, dataset: Any, trainer: Callable[..., Any], timed: type) -> int:
+    """fit() with one bare step of a partner trainer after each of its steps; see the module docs."""
+    from pix2pix_lib.training._data_loading import first_items
+
+    with tempfile.TemporaryDirectory() as tmp:
+        partner = trainer(f"{tmp}/partner", progress_bar=False)
+        partner_batch = first_items(dataset, args.batch_size)
+        partner.train_on_batch(partner_batch)  # warm-up
+        bare: list[float] = []
+
+        def bare_step(*_: Any) -> None:
+            start = time.perf_counter()
+            partner.train_on_batch(partner_batch)
+            bare.append(time.perf_counter() - start)
+
+        fitted = trainer(f"{tmp}/fit", max_steps=args.steps)
+        fitted.on_train_batch_end = bare_step  # the hook runs after every step, before the next one starts
+        start = time.perf_counter()
+        fitted.fit(dataset)
+        total = time.perf_counter() - start
+
+    steps = [end - begin for begin, end in fitted.step_spans]
+    own = total - sum(bare)  # fit()'s wall time without the partner's steps
+    gaps = [b - a for (_, a), (b, _) in zip(fitted.step_spans, fitted.step_spans[1:])]
+    between = [gap - partner for gap, partner in zip(gaps, bare)]  # loading and bookkeeping between steps
+    long_gaps = [gap for gap in between if gap > 1.0]  # epoch ends
+    loading = sum(gap for gap in between if gap <= 1.0)
+    bare_loop = len(steps) * statistics.fmean(bare) + loading  # a bare loop: bare steps plus the same loading
+    print(f"{len(dataset)} pairs, batch {args.batch_size}, {len(steps)} steps, interleaved, {torch.get_num_threads()} threads, "
+          f"{fitted.engine.device}, num_workers={fitted.engine.config.num_workers}")
+    print("| | median s | mean s |")
+    print("|---|---:|---:|")
+    print(f"| a step inside fit() | {statistics.median(steps):.4f} | {statistics.fmean(steps):.4f} |")
+    print(f"| a bare train_on_batch, alternating with them | {statistics.median(bare):.4f} | {statistics.fmean(bare):.4f} |")
+    print(f"| ratio | {statistics.median(steps) / statistics.median(bare):.3f} | {statistics.fmean(steps) / statistics.fmean(bare):.3f} |")
+    print()
+    print(f"fit() {own:.1f} s of its own: inside steps {sum(steps):.1f} s; before the first step "
+          f"{fitted.step_spans[0][0] - start:.1f} s; between steps {loading:.1f} s; epoch ends {sum(long_gaps):.1f} s "
+          f"({len(long_gaps)}); after the last step {start + total - fitted.step_spans[-1][1] - bare[-1]:.1f} s")
+    print(f"fit() / (bare steps + the same loading) = {own / bare_loop:.3f}")
     return 0
 
 

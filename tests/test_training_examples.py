@@ -1,4 +1,4 @@
-"""The examples in examples/ run: the KL-divergence subclass of the trainer (and the facades script parses)."""
+"""The examples in examples/ run: the KL-divergence subclass of the trainer, the short loss term, raster tiles, facades."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from torch.utils.data import default_collate
 
 from pix2pix_lib.data import SyntheticPairs
 from pix2pix_lib.training import Pix2PixTrainer
+
+from .helpers import write_aligned_folder
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -70,3 +72,15 @@ def test_the_raster_pair_example_trains_on_tiles(tmp_path) -> None:
     task = trainer.generator.task
     assert task.image_size == 32 and task.input_scale is not None and task.display_bands == (0,)
     assert (tmp_path / "run" / "val_log.jsonl").is_file()  # validated on the east tiles
+
+
+def test_the_facades_example_trains_and_takes_the_gpu_options(tmp_path) -> None:
+    for split in ("train", "test"):
+        write_aligned_folder(tmp_path / "data" / split, count=2, size=32)
+    example = runpy.run_path(str(EXAMPLES / "train_facades.py"), run_name="example")
+    trainer = example["main"](["--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--max-steps", "1",
+                               "--device", "cpu", "--precision", "fp32", "--num-workers", "1"])
+    assert trainer.global_step == 1 and trainer.engine.config.num_workers == 1 and trainer.engine.config.compile is False
+    assert trainer.generator.task.direction == "BtoA"
+    with pytest.raises(SystemExit):
+        example["main"](["--compile", "fastest"])  # only torch.compile's modes

@@ -9,7 +9,7 @@ from ._engine import Engine, RunExistsError
 from ._loss_log import NonFiniteLossError
 from ._recipe import GANRecipe
 from ._checkpoint import CheckpointManager, read_checkpoint
-from ._config import TrainConfig
+from ._config import COMPILE_MODES, TrainConfig
 from ._cyclegan import CycleGANTrainer, ImagePool, cyclegan_config
 from ._distributed import shutdown_distributed
 from ._losses import GANLoss, feature_matching_loss
@@ -19,6 +19,7 @@ from ._signals import TrainingInterrupted
 from ._trainer import Pix2PixTrainer
 
 __all__ = [
+    "COMPILE_MODES",
     "CheckpointManager",
     "CycleGANTrainer",
     "Engine",

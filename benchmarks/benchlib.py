@@ -625,6 +625,8 @@ def parse_settings(text: str, compile: bool = False) -> tuple[Setting, ...]:
                 "and/or +autocast"
             )
         graphs = "cudagraphs" in flags  # training: torch.compile(mode="reduce-overhead")
+        if graphs and parts[0] == "int8":
+            raise ValueError(f"setting {item!r} is invalid: +cudagraphs is for training, int8 for translate")
         settings.append(Setting(parts[0], "cl" in flags, "compile" in flags or graphs, "autocast" in flags, graphs))  # type: ignore[arg-type]
     if compile:
         settings += [dataclasses.replace(s, compile=True) for s in settings if not s.compile]

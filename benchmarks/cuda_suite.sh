@@ -38,8 +38,8 @@ step train_compiled 150 "$py" "${bench[@]}" --tasks train --batch-sizes 64 --set
     --json "$out/train_compiled.json" $extra
 step train_graphs_b1 60 "$py" "${bench[@]}" --tasks train --batch-sizes 1 --settings bf16+cl+cudagraphs \
     --json "$out/train_graphs_b1.json" $extra
-step infer 70 "$py" "${bench[@]}" --tasks infer --infer-batch-sizes 1,64 --settings fp32,bf16+cl \
-    --engines torch,torch-compiled,auto --json "$out/infer.json" $extra
+step infer 150 "$py" "${bench[@]}" --tasks infer --infer-batch-sizes 1,64 --settings fp32,bf16+cl \
+    --engines torch,torch-compiled --json "$out/infer.json" $extra
 if [ -d "${FACADES:-}" ]; then
     for workers in 0 6; do
         step "fit_b16_w$workers" 50 "$py" benchmarks/fit_overhead.py --device cuda --data "$FACADES" --steps 50 --batch-size 16 \

@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             self.step_spans: list[tuple[float, float]] = []
 
         def training_step(self, batch: dict, batch_idx: int) -> dict:
+            _synchronize(self.engine.device)  # on a GPU a step only queues work: wait for it at both ends
             start = time.perf_counter()
             logs = super().training_step(batch, batch_idx)
+            _synchronize(self.engine.device)
             self.step_spans.append((start, time.perf_counter()))
             return logs
 
@@ -137,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _interleaved(args: argparse.Namespace, dataset: Any, trainer: Callable[..., Any], timed: type) -> int:
     """fit() with one bare step of a partner trainer after each of its steps; see the module docs."""
     from pix2pix_lib.training._data_loading import first_items
@@ -148,6 +155,7 @@ def _interleaved(args: argparse.Namespace, dataset: Any, trainer: Callable[..., 
         bare: list[float] = []
 
         def bare_step(*_: Any) -> None:
+            _synchronize(partner.engine.device)
             start = time.perf_counter()
             partner.train_on_batch(partner_batch)
             bare.append(time.perf_counter() - start)

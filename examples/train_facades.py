@@ -41,13 +41,15 @@ def main(argv: Sequence[str] | None = None) -> Pix2PixTrainer:
 
     train_set = PairedImageDataset(args.data / "train", direction="BtoA", train=True)
     val_set = PairedImageDataset(args.data / "test", direction="BtoA", train=False)
-    on_gpu = select_device(args.device).type == "cuda"
-    overrides = {"max_steps": args.max_steps, "out_dir": args.out, "precision": args.precision,
-                 "num_workers": args.num_workers if args.num_workers is not None else 6 if on_gpu else 0,
-                 "compile": args.compile or False}  # measured on an H200: docs/performance.md, "GPU: NVIDIA H200"
+    overrides = {"max_steps": args.max_steps, "out_dir": args.out, "precision": args.precision}
+    # speed options, measured on an H200 (docs/performance.md, "GPU: NVIDIA H200"); a resume keeps the run's own
+    overrides.update({"num_workers": args.num_workers} if args.num_workers is not None else {})
+    overrides.update({"compile": args.compile} if args.compile else {})
     if args.resume:
         trainer = Pix2PixTrainer.from_checkpoint(args.resume, device=args.device, overrides=overrides)
     else:
+        if args.num_workers is None and select_device(args.device).type == "cuda":
+            overrides["num_workers"] = 6  # loading in the training process would leave a GPU waiting
         config = TrainConfig(**overrides, val_every=10, sample_every=5, checkpoint_every=5)  # the paper's schedule
         # Recipe options beyond the paper, all off by default (docs/training.md). Measured on facades
         # at equal wall-clock time, none beat the paper's recipe without blurring (docs/quality.md):

@@ -95,7 +95,11 @@ def test_auto_engine_on_the_gpu_runs_torch_and_agrees_with_the_runner() -> None:
     outputs = runner(images)
     assert runner.chosen_engine(tuple(images.shape[1:])) == "torch"
     again = translate(images, model, device="cuda", size="native", norm_mode="per_image", engine="torch")
+    assert again.device.type == "cuda"  # a batch on the GPU is translated there and stays there
     assert torch.equal(outputs.cpu(), again.cpu())
+    mixed = translate([images[0].cpu(), images[1]], model, device="cuda", size="native", norm_mode="per_image")
+    assert [out.device.type for out in mixed] == ["cpu", "cuda"]  # each result where its input was
+    assert torch.equal(torch.stack([out.cpu() for out in mixed]), again.cpu())
 
 
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead"])

@@ -12,6 +12,7 @@ instead of exhausting memory; Pillow's own decompression-bomb guard still applie
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -198,10 +199,12 @@ def translate(
     groups = [to_items(value, in_channels, out_channels, f"image {i}" if not single else "image", limit, size, scales)
               for i, value in enumerate(inputs)]
     items = [item for group in groups for item in group]
+    if len({item.pixels.device for item in items}) > 1:  # a list of tensors on several devices: batch them on one
+        items = [dataclasses.replace(item, pixels=item.pixels.to(runner.device)) for item in items]
     trained_size = image_size or getattr(getattr(generator, "task", None), "image_size", None) or _FALLBACK_IMAGE_SIZE
     calibrate = [] if calibration is None else calibration if isinstance(calibration, (list, tuple)) else [calibration]
     if calibrate:
-        runner.calibrate([i.pixels for c in calibrate
+        runner.calibrate([i.pixels.to(runner.device) for c in calibrate
                           for i in to_items(c, in_channels, out_channels, "calibration image", limit, size, scales)])
 
     with runner.session():
@@ -265,21 +268,22 @@ def _translate_tiled(
     pixels: torch.Tensor, runner: GeneratorRunner, tile: int, overlap: int, batch_size: int, progress: bool
 ) -> torch.Tensor:
     height, width = pixels.shape[-2:]
-    tiles = _tiles(height, width, tile, overlap)
+    device = pixels.device
+    tiles = [(top, left, rows.to(device), cols.to(device)) for top, left, rows, cols in _tiles(height, width, tile, overlap)]
     total: torch.Tensor | None = None
-    weight = torch.zeros(1, height, width, device=pixels.device)
+    weight = torch.zeros(1, height, width, device=device)
     batches = list(_batches(range(len(tiles)), batch_size))
     for batch in tqdm(batches, desc="tiles", disable=not progress):
         crops = [
             pixels[:, top : top + len(rows), left : left + len(cols)]
             for top, left, rows, cols in (tiles[i] for i in batch)
         ]
-        outputs = runner(torch.stack(crops)).to(pixels.device)
+        outputs = runner(torch.stack(crops)).to(device)
         if total is None:
-            total = torch.zeros(outputs.shape[1], height, width, device=pixels.device)
+            total = torch.zeros(outputs.shape[1], height, width, device=device)
         for i, output in zip(batch, outputs, strict=True):
             top, left, rows, cols = tiles[i]
-            window = (rows[:, None] * cols[None, :]).to(pixels.device)
+            window = rows[:, None] * cols[None, :]
             total[:, top : top + len(rows), left : left + len(cols)] += output * window
             weight[:, top : top + len(rows), left : left + len(cols)] += window
     assert total is not None

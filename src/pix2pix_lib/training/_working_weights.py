@@ -39,7 +39,7 @@ def resolve_channels_last(channels_last: bool | str, precision: str, device: tor
 
 
 def resolve_weight_copies(
-    setting: bool | str, precision: str, device: torch.device, distributed: bool, compile: bool = False
+    setting: bool | str, precision: str, device: torch.device, distributed: bool, compile: bool | str = False
 ) -> bool:
     """``TrainConfig.weight_copies`` resolved: ``"auto"`` -> True for bf16 on a CPU with AMX in a single
     process without ``torch.compile``: where it was measured faster (docs/performance.md). Elsewhere

@@ -40,6 +40,7 @@ step train_graphs_b1 60 "$py" "${bench[@]}" --tasks train --batch-sizes 1 --sett
     --json "$out/train_graphs_b1.json" $extra
 step infer 150 "$py" "${bench[@]}" --tasks infer --infer-batch-sizes 1,64 --settings fp32,bf16+cl \
     --engines torch,torch-compiled --json "$out/infer.json" $extra
+step translate_overhead 60 "$py" benchmarks/translate_overhead.py --device cuda
 if [ -d "${FACADES:-}" ]; then
     for workers in 0 6; do
         step "fit_b16_w$workers" 50 "$py" benchmarks/fit_overhead.py --device cuda --data "$FACADES" --steps 50 --batch-size 16 \

@@ -105,6 +105,17 @@ def test_benchmark_script_runs_as_a_program(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["measurements"][1]["contender"] == "bf16+cl"
 
 
+def test_translate_overhead_script_prints_every_row(capsys: pytest.CaptureFixture[str]) -> None:
+    import translate_overhead
+
+    assert translate_overhead.main(["--image-size", "64", "--calls", "1", "--rounds", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms" not in line]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| forward (per_image)", "| GeneratorRunner made once", '| translate(engine="torch")', '| translate(engine="auto")'
+    ]
+    assert all(float(row.split(" | ")[1].rstrip(" |")) > 0 for row in rows)
+
+
 def test_baseline_is_found_in_the_checkout_and_matches_the_paper_sizes() -> None:
     assert default_baseline_path() == REPO / "benchmarks" / "baseline.py"
     baseline = load_baseline()

@@ -146,19 +146,17 @@ def inference_norm(model: nn.Module, mode: NormMode) -> Iterator[nn.Module]:
 @contextmanager
 def _set_mode(model: nn.Module, mode: NormMode) -> Iterator[None]:
     """Set ``mode`` on ``model`` by changing its modules, and undo it on exit (the caller holds the locks)."""
-    flags = [(module, module.training) for module in model.modules()]
+    modules = list(model.modules())  # one walk: this runs on every translate() call
+    flags = [(module, module.training) for module in modules]
     patched: list[tuple[nn.Module, Any]] = []
     try:
         model.eval()
-        if mode in ("per_image", "paper"):
-            for module in model.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    patched.append((module, module.__dict__.get("forward")))
-                    module.forward = partial(_per_image_batch_norm, module)  # shadows the class's forward
-        if mode == "paper":
-            for module in model.modules():
-                if isinstance(module, nn.modules.dropout._DropoutNd):
-                    module.train()
+        for module in modules:
+            if mode != "running" and isinstance(module, nn.modules.batchnorm._BatchNorm):
+                patched.append((module, module.__dict__.get("forward")))
+                module.forward = partial(_per_image_batch_norm, module)  # shadows the class's forward
+            elif mode == "paper" and isinstance(module, nn.modules.dropout._DropoutNd):
+                module.train()
         yield
     finally:
         for module, previous in patched:

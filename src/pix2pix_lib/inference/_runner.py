@@ -22,6 +22,7 @@ generator through a runner, so these rules are written once, here:
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -55,7 +56,9 @@ def _place(model: ModelLike, device: DeviceLike, revision: str | None) -> tuple[
             parameter = next(model.parameters(), None)
             return model, parameter.device if parameter is not None else torch.device("cpu"), False
         target = select_device(device)
-        return model.to(target), target, False
+        tensors = itertools.chain(model.parameters(), model.buffers())
+        placed = all(tensor.device == target for tensor in tensors)  # cheaper than a no-op .to() walk
+        return model if placed else model.to(target), target, False
     if isinstance(model, (str, os.PathLike)):
         target = select_device(device)
         return load_pretrained(model, revision=revision, device=target), target, True

@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="fp32,bf16+autocast,bf16",
         help="library settings: fp32|bf16|int8 (int8: translate only) with optional +cl (channels-last), +compile, "
         "+cudagraphs (training: compile='reduce-overhead', CUDA graphs on a GPU) "
-        "and +autocast (training: plain bf16 autocast instead of the default bf16 weight copies) "
+        "+autocast (training: plain bf16 autocast instead of the default bf16 weight copies) "
+        "and +copies (training: the bf16 weight copies forced on) "
         "(default: fp32,bf16+autocast,bf16)",
     )
     parser.add_argument("--compile", action="store_true", help="also run every setting under torch.compile (slow warm-up)")

@@ -66,6 +66,8 @@ class Setting:
     """Training: bf16 through plain autocast (``TrainConfig.weight_copies=False``) instead of the default."""
     cuda_graphs: bool = False
     """Training: ``torch.compile`` in ``"reduce-overhead"`` mode (CUDA graphs on a GPU) instead of ``"default"``."""
+    weight_copies: bool = False
+    """Training: bf16 weight copies on (``TrainConfig.weight_copies=True``) wherever ``"auto"`` would leave them off."""
     engine: str | None = None
     """Translate only: ``translate(engine=...)`` at the library's default precision; None: the ``torch`` engine."""
 
@@ -79,7 +81,7 @@ class Setting:
         if self.engine:
             return f"engine={self.engine}"
         flags = (["cl"] * self.channels_last + ["compile"] * (self.compile and not self.cuda_graphs)
-                 + ["cudagraphs"] * self.cuda_graphs + ["autocast"] * self.autocast_only)
+                 + ["cudagraphs"] * self.cuda_graphs + ["autocast"] * self.autocast_only + ["copies"] * self.weight_copies)
         return "+".join([self.precision] + flags)
 
 
@@ -274,7 +276,7 @@ def _build_trainer_step(spec: _ContenderSpec, device: torch.device) -> tuple[Cal
         precision=setting.precision,
         channels_last=setting.channels_last,
         compile="reduce-overhead" if setting.cuda_graphs else setting.compile,
-        weight_copies=False if setting.autocast_only else "auto",
+        weight_copies=False if setting.autocast_only else True if setting.weight_copies else "auto",
         progress_bar=False,
         tensorboard=False,
         out_dir=os.path.join(tempfile.gettempdir(), "pix2pix-bench"),
@@ -619,15 +621,16 @@ def parse_settings(text: str, compile: bool = False) -> tuple[Setting, ...]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         parts = item.split("+")
         flags = set(parts[1:])
-        if parts[0] not in ("fp32", "bf16", "int8") or not flags <= {"cl", "compile", "cudagraphs", "autocast"}:
+        if parts[0] not in ("fp32", "bf16", "int8") or not flags <= {"cl", "compile", "cudagraphs", "autocast", "copies"}:
             raise ValueError(
-                f"setting {item!r} is invalid: expected fp32, bf16 or int8, optionally +cl, +compile, +cudagraphs "
-                "and/or +autocast"
+                f"setting {item!r} is invalid: expected fp32, bf16 or int8, optionally +cl, +compile, +cudagraphs, "
+                "+autocast and/or +copies"
             )
         graphs = "cudagraphs" in flags  # training: torch.compile(mode="reduce-overhead")
         if graphs and parts[0] == "int8":
             raise ValueError(f"setting {item!r} is invalid: +cudagraphs is for training, int8 for translate")
-        settings.append(Setting(parts[0], "cl" in flags, "compile" in flags or graphs, "autocast" in flags, graphs))  # type: ignore[arg-type]
+        settings.append(Setting(parts[0], "cl" in flags, "compile" in flags or graphs, "autocast" in flags, graphs,  # type: ignore[arg-type]
+                                "copies" in flags))
     if compile:
         settings += [dataclasses.replace(s, compile=True) for s in settings if not s.compile]
     return tuple(dict.fromkeys(settings))

@@ -133,6 +133,10 @@ def test_bad_options_are_named() -> None:
     )
     assert parse_settings("bf16+cl+cudagraphs") == (Setting("bf16", True, True, False, True),)
     assert Setting("bf16", True, True, False, True).name == "bf16+cl+cudagraphs"
+    assert parse_settings("bf16+copies") == (Setting("bf16", weight_copies=True),)
+    assert Setting("bf16", weight_copies=True).name == "bf16+copies"
+    with pytest.raises(ValueError, match="cudagraphs is for training"):
+        parse_settings("int8+cudagraphs")
     with pytest.raises(ValueError, match="fp16"):
         parse_settings("fp16")
     with pytest.raises(ValueError, match="--batch-sizes"):

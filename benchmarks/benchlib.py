@@ -48,6 +48,7 @@ __all__ = [
     "parse_settings",
     "parse_sizes",
     "run_benchmark",
+    "synchronize",
 ]
 
 Task = Literal["train", "infer"]
@@ -358,7 +359,8 @@ def _count_gflop(run: Callable[[], Any]) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued work (CUDA), so that a host clock read after it times the work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -395,7 +397,7 @@ def _memory_child(spec: _ContenderSpec, baseline_path: str, queue: Any) -> None:
         run, _ = _build(spec, device, baseline)
         for _ in range(2):
             run()
-        _synchronize(device)
+        synchronize(device)
         if device.type == "cuda":
             peak = (torch.cuda.max_memory_allocated(device) - idle) / 2**20
         else:
@@ -517,7 +519,7 @@ def _run(config: BenchmarkConfig) -> BenchmarkResult:
                 for index in range(config.warmup):
                     start = time.perf_counter()
                     run()
-                    _synchronize(device)
+                    synchronize(device)
                     if index == 0:
                         measurement.first_call_s = time.perf_counter() - start
                     bar.update()
@@ -532,7 +534,7 @@ def _run(config: BenchmarkConfig) -> BenchmarkResult:
                 start, start_cpu = time.perf_counter(), time.process_time()
                 for _ in range(config.iterations):
                     run()
-                _synchronize(device)
+                synchronize(device)
                 measurements[name].seconds.append((time.perf_counter() - start) / config.iterations)
                 measurements[name].cpu_seconds.append((time.process_time() - start_cpu) / config.iterations)
                 bar.update(config.iterations)

@@ -31,6 +31,8 @@ from typing import Any
 
 import torch
 
+from benchlib import synchronize  # this folder is on sys.path when the script runs
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python benchmarks/fit_overhead.py", description=__doc__.split("\n\n")[0])
@@ -73,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             self.step_spans: list[tuple[float, float]] = []
 
         def training_step(self, batch: dict, batch_idx: int) -> dict:
-            _synchronize(self.engine.device)  # on a GPU a step only queues work: wait for it at both ends
+            synchronize(self.engine.device)  # on a GPU a step only queues work: wait for it at both ends
             start = time.perf_counter()
             logs = super().training_step(batch, batch_idx)
-            _synchronize(self.engine.device)
+            synchronize(self.engine.device)
             self.step_spans.append((start, time.perf_counter()))
             return logs
 
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return TimedTrainer(UNetGenerator(), PatchDiscriminator(), config, device=args.device)
 
     if args.interleaved:
-        return _interleaved(args, dataset, trainer, TimedTrainer)
+        return _interleaved(args, dataset, trainer)
 
     with tempfile.TemporaryDirectory() as tmp:
         results: dict[str, float] = {}
@@ -139,12 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _interleaved(args: argparse.Namespace, dataset: Any, trainer: Callable[..., Any], timed: type) -> int:
+def _interleaved(args: argparse.Namespace, dataset: Any, trainer: Callable[..., Any]) -> int:
     """fit() with one bare step of a partner trainer after each of its steps; see the module docs."""
     from pix2pix_lib.training._data_loading import first_items
 
@@ -155,7 +152,7 @@ def _interleaved(args: argparse.Namespace, dataset: Any, trainer: Callable[..., 
         bare: list[float] = []
 
         def bare_step(*_: Any) -> None:
-            _synchronize(partner.engine.device)
+            synchronize(partner.engine.device)
             start = time.perf_counter()
             partner.train_on_batch(partner_batch)
             bare.append(time.perf_counter() - start)

@@ -17,19 +17,17 @@ from typing import Any
 
 import torch
 
+from benchlib import synchronize  # this folder is on sys.path when the script runs
+
 
 def _best_ms(call: Callable[[], Any], device: torch.device, calls: int, rounds: int) -> float:
-    def synchronize() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    call(), call(), synchronize()
+    call(), call(), synchronize(device)
     best = float("inf")
     for _ in range(rounds):
         start = time.perf_counter()
         for _ in range(calls):
             call()
-        synchronize()
+        synchronize(device)
         best = min(best, (time.perf_counter() - start) / calls * 1e3)
     return best
 

@@ -47,7 +47,7 @@ from ._data_loading import (
 )
 from ._distributed import all_reduce_sum, barrier, convert_sync_batchnorm, init_distributed, wrap_data_parallel
 from ._ema import weights_source
-from ._loggers import JsonlLogger, MetricLogger, TensorBoardLogger, tensorboard_available
+from ._loggers import RunLoggers
 from ._loss_log import LossLog, NonFiniteLossError
 from ._rng import capture_rng_state, mix_seed, restore_rng_state, seed_everything
 from ._run_lock import RunLock, RunLockedError
@@ -136,7 +136,7 @@ class Engine:
         self._working_weights: dict[str, WorkingWeights] = {}
         self._data_split: dict[str, Any] | None = None
         self._losses = LossLog()
-        self._loggers: list[MetricLogger] = []
+        self._loggers = RunLoggers()
         self._bar: Any = None
         self._last_saved_step: int | None = None
         self._writer = BackgroundWriter()  # the epoch-end checkpoints (see ._background_writer)
@@ -348,7 +348,7 @@ class Engine:
         finally:
             self.validation_dataset = None
             self._close_bar()
-            self._close_outputs()
+            self._loggers.close()
             if lock is not None:
                 lock.release()
 
@@ -507,7 +507,7 @@ class Engine:
             return
         metrics = self.validate(dataset)
         mode = recipe.task.recommended_norm_mode
-        self._log_rows("val", [{"step": self.global_step, "epoch": self.epoch, **metrics, "norm_mode": mode}])
+        self._loggers.log("val", [{"step": self.global_step, "epoch": self.epoch, **metrics, "norm_mode": mode}])
         if self.distributed.is_main_process:
             summary = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items() if "_" not in name)
             per_mode = ", ".join(f"{name[3:]} {value:.4f}" for name, value in metrics.items() if name.startswith("l1_"))
@@ -647,7 +647,7 @@ class Engine:
             return
         lr = next(iter(self.optimizers.values())).param_groups[0]["lr"] if self.optimizers else 0.0
         rows, error = self._losses.flush(lr)
-        self._log_rows("train", rows)
+        self._loggers.log("train", rows)
         if error is not None:
             self._writer.join()  # `latest` as it is once the write in flight is complete
             latest = self.checkpoint_manager().latest
@@ -660,25 +660,13 @@ class Engine:
             means = {name: sum(row[name] for row in rows if name in row) / sum(name in row for row in rows) for name in names}
             self._bar.set_postfix({name: f"{value:.3f}" for name, value in means.items()}, refresh=False)
 
-    def _log_rows(self, stream: str, rows: list[dict[str, Any]]) -> None:
-        for logger in self._loggers:
-            logger.log(stream, rows)
-
     def _open_outputs(self) -> None:
-        self._close_outputs()
+        self._loggers.close()
         if not self.distributed.is_main_process:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.config.to_json(self.run_dir / "train_config.json")
-        loggers: list[MetricLogger] = [JsonlLogger(self.run_dir, resume_step=self.global_step)]
-        if self.config.tensorboard and tensorboard_available():
-            loggers.append(TensorBoardLogger(self.run_dir / "tensorboard", resume_step=self.global_step))
-        self._loggers = loggers
-
-    def _close_outputs(self) -> None:
-        for logger in self._loggers:
-            logger.close()
-        self._loggers = []
+        self._loggers.open(self.run_dir, self.global_step, self.config.tensorboard)
 
     def _close_bar(self) -> None:
         if self._bar is not None:

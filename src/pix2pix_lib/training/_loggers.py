@@ -11,7 +11,7 @@ from typing import Protocol
 
 from ..atomic_io import write_text_atomically
 
-__all__ = ["JsonlLogger", "MetricLogger", "TensorBoardLogger", "tensorboard_available"]
+__all__ = ["JsonlLogger", "MetricLogger", "RunLoggers", "TensorBoardLogger", "tensorboard_available"]
 
 
 class MetricLogger(Protocol):
@@ -101,3 +101,28 @@ def _plain(value: object) -> object:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN/inf
     return value
+
+
+class RunLoggers:
+    """A run's loggers: JSON lines, plus TensorBoard when asked for and installed; opened by each ``fit()``."""
+
+    def __init__(self) -> None:
+        self._loggers: list[MetricLogger] = []
+
+    def open(self, run_dir: Path, resume_step: int, tensorboard: bool) -> None:
+        """(Re)open the loggers in ``run_dir``, dropping logged rows beyond ``resume_step`` (see :class:`JsonlLogger`)."""
+        self.close()
+        loggers: list[MetricLogger] = [JsonlLogger(run_dir, resume_step=resume_step)]
+        if tensorboard and tensorboard_available():
+            loggers.append(TensorBoardLogger(run_dir / "tensorboard", resume_step=resume_step))
+        self._loggers = loggers
+
+    def log(self, stream: str, rows: Sequence[Mapping[str, float]]) -> None:
+        """Send ``rows`` of ``stream`` to every open logger (none before :meth:`open`: e.g. on other DDP ranks)."""
+        for logger in self._loggers:
+            logger.log(stream, rows)
+
+    def close(self) -> None:
+        for logger in self._loggers:
+            logger.close()
+        self._loggers = []
